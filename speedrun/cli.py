@@ -1,0 +1,160 @@
+"""python -m speedrun train | info | bench | data — flags generated from TrainConfig's fields."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import tempfile
+import typing
+from pathlib import Path
+
+from .config import ConfigError, TrainConfig
+
+__all__ = ["main", "write_json"]
+
+TABLE = ("epoch", "train_loss", "val_loss", "train_acc", "val_acc", "ema_val_acc", "total_time_seconds")
+
+
+def add_config_flags(parser: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
+    """One --flag per TrainConfig field, typed from the annotation, default taken from the dataclass."""
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        if only is not None and f.name not in only:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        kind = hints[f.name]
+        args = typing.get_args(kind)
+        base = next((a for a in args if a is not type(None)), kind) if args else kind
+        if base is bool:
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=f.default)
+        else:
+            parser.add_argument(flag, dest=f.name, type=base, default=f.default, metavar=base.__name__.upper())
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
+
+
+def write_json(path: str | Path, obj: dict) -> None:
+    """Atomic write: temp file in the same folder, fsync, rename — a reader never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=1)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def print_row(row: dict, header: bool) -> None:
+    """The reference's per-epoch table."""
+    if header:
+        print(" | ".join(f"{c:>12s}" for c in TABLE), flush=True)
+    cells = []
+    for c in TABLE:
+        v = row["train_time_s"] if c == "total_time_seconds" else row[c]
+        cells.append(f"{v:>12d}" if isinstance(v, int) else (f"{v:>12.4f}" if v is not None else f"{'':>12s}"))
+    print(" | ".join(cells), flush=True)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import train
+
+    config = config_from_args(args)
+    if args.out and Path(args.out).is_dir():
+        raise ConfigError(f"--out {args.out} is a folder; give a file path such as {args.out}/run.json")
+    record = train(config, progress=None if args.quiet else lambda row: print_row(row, row["epoch"] == 1))
+    print(f"ema_val_acc {record['ema_val_acc']:.4f}  train_time_s {record['train_time_s']:.2f}  "
+          f"device {record['device_name']} ({record['precision']})")
+    if args.out:
+        write_json(args.out, record)
+        print(f"record written to {args.out}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .record import estimate_train_flops
+    from .flops import model_stats
+
+    config = config_from_args(args)
+    d = config.derived()
+    info = dict(width=config.width, epochs=config.epochs, stage_widths=list(d.stage_widths), **model_stats(config.width),
+                steps=d.total_steps, steps_per_epoch=d.steps_per_epoch, warmup_steps=d.warmup_steps,
+                decay_end_step=d.decay_end_step, ema_start_step=d.ema_start_step, ema_updates=d.ema_updates,
+                train_flops=estimate_train_flops(config))
+    print(json.dumps(info, indent=1))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import bench
+
+    result = bench(config_from_args(args), steps=args.steps, warmup=args.warmup)
+    print(f"width {result['width']} {result['precision']} on {result['device_name']}"
+          f"{' (compiled)' if result['compile'] else ''}: {result['images_per_s']:.1f} images/s, "
+          f"{result['train_gflops_per_s']:.1f} GFLOP/s ({result['seconds_per_step']:.3f} s/step of "
+          f"{result['batch_size']})")
+    if args.out:
+        write_json(args.out, result)
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from .data import load_numpy, resolve_data_dir, verify
+
+    folder = resolve_data_dir(args.data_dir, download=args.download)
+    verify(folder)
+    train_x, _, test_x, _ = load_numpy(folder)
+    print(f"CIFAR-10 OK at {folder}: {len(train_x)} training and {len(test_x)} test images, md5 verified")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m speedrun", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("train", help="train one run and print the per-epoch table")
+    add_config_flags(p)
+    p.add_argument("--out", help="write the run record (JSON) here")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch table")
+    p.set_defaults(func=cmd_train)
+    p = sub.add_parser("info", help="parameters, FLOPs and schedule points as JSON (no data needed)")
+    add_config_flags(p, only=("width", "epochs", "batch_size", "train_subset", "ema_epochs", "warmup_frac"))
+    p.set_defaults(func=cmd_info)
+    p = sub.add_parser("bench", help="training throughput on synthetic data")
+    add_config_flags(p, only=("width", "device", "precision", "compile", "threads", "batch_size", "seed"))
+    p.add_argument("--steps", type=int, default=10, help="timed steps")
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    p.add_argument("--out", help="also write the figures as JSON here")
+    p.set_defaults(func=cmd_bench)
+    p = sub.add_parser("data", help="locate and verify CIFAR-10 (downloads into the user cache if allowed)")
+    p.add_argument("--data-dir", help="folder holding cifar-10-batches-py (default: $CIFAR10_DIR, then cache)")
+    p.add_argument("--download", action=argparse.BooleanOptionalAction, default=True)
+    p.set_defaults(func=cmd_data)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .data import DataError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, DataError, RuntimeError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

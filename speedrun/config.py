@@ -1,0 +1,232 @@
+"""TrainConfig: every knob of the hlb-CIFAR10 v0.3.0 recipe, with its default, in one frozen dataclass.
+
+Width and epochs are the two knobs a scaling study turns; everything that depends on them (stage widths,
+steps, warm-up, EMA start) is derived here, once. Numbers come from `RECIPE-v0.3.0.md`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+__all__ = ["TrainConfig", "ConfigError", "Derived", "run_id", "EXECUTION_FIELDS", "DEVICES", "PRECISIONS"]
+
+DEVICES = ("auto", "cpu", "cuda", "mps")  # "cuda:N" is accepted too
+PRECISIONS = ("auto", "fp16", "bf16", "fp32")
+DATA_SOURCES = ("cifar10", "synthetic")
+
+# Fields that say *where/how* a run executes but cannot change its result; they stay out of run_id so the
+# same run is recognised on another machine and results folders can be merged.
+EXECUTION_FIELDS = frozenset({"device", "data_dir", "compile", "threads", "eval_batch_size"})
+
+
+class ConfigError(ValueError):
+    """A TrainConfig field holds a value outside its allowed range; the message names field and range."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # --- the scaling knobs
+    width: int = 64  # base depth w; stage widths are round(2**k * w) for k = -1, 1, 2, 3 (32/128/256/512)
+    epochs: int = 10  # passes over the training set, EMA tail included
+    seed: int = 0  # seeds init, batch order and augmentation; same seed + same CPU -> identical metrics
+    # --- execution
+    device: str = "auto"  # auto (cuda -> mps -> cpu), cpu, cuda, cuda:N, mps
+    precision: str = "auto"  # auto (fp16 on CUDA like the reference, fp32 elsewhere), fp16, bf16, fp32
+    compile: bool = False  # wrap the network in torch.compile
+    threads: int | None = None  # CPU threads for torch (None: torch's default)
+    # --- data
+    data: str = "cifar10"  # cifar10, or synthetic (random but learnable; for tests and benchmarks only)
+    data_dir: str | None = None  # folder holding cifar-10-batches-py (else $CIFAR10_DIR, else the user cache)
+    train_subset: int | None = None  # use the first N training images (None: all 50,000)
+    test_subset: int | None = None  # use the first N test images (None: all 10,000)
+    # --- batching and augmentation
+    batch_size: int = 512  # images per step; each epoch drops the last partial batch
+    pad: int = 3  # reflect padding before the random crop, pixels
+    crop_quirk: bool = True  # reference quirk: crop offsets 0..2*pad-1 (translations -3..+2), not 0..2*pad
+    flip_p: float = 0.5  # probability of a horizontal flip, per image per epoch
+    # --- network
+    se_ratio: int = 16  # squeeze-excite bottleneck divisor (hidden = max(1, channels // se_ratio))
+    bn_momentum: float = 0.8  # PyTorch convention: running = (1 - m) * old + m * batch
+    bn_eps: float = 1e-12
+    logit_scale: float = 0.1  # logits multiplied by this after the final Linear
+    whiten_eps: float = 1e-2  # filter_k = v_k / sqrt(lambda_k + eps)
+    whiten_chunk: int = 5000  # images per chunk when accumulating the patch covariance
+    # --- optimisation
+    lr: float = 1.15 * 1.35 / 512  # peak lr of non-bias weights, per summed (not averaged) batch loss
+    lr_bias_scale: float = 32.0  # bias-group peak lr = lr * this
+    weight_decay: float = 0.85 * 4.8e-4 * 512  # coupled (PyTorch) decay of non-bias weights
+    momentum: float = 0.85  # Nesterov momentum, both groups
+    label_smoothing: float = 0.2
+    loss_scale: float = 1.0 / 16  # loss * s, summed over the batch, / s (a regulariser in fp16)
+    warmup_frac: float = 0.2  # warm-up ends at this fraction of ALL steps (tail included)
+    final_lr_ratio: float = 0.135  # lr at the end of decay and throughout the EMA tail, x peak
+    # --- EMA tail
+    ema_epochs: int = 2  # the last N epochs run at constant lr and feed the EMA
+    ema_every: int = 2  # EMA update every N steps
+    ema_decay: float = 0.986  # per-step decay; each update uses ema_decay ** ema_every
+    # --- evaluation
+    eval_every: int = 1  # evaluate every N epochs; the last epoch is always evaluated
+    eval_batch_size: int = 1000
+    tta: bool = True  # flip test-time augmentation: average the logits of the image and its mirror
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    def derived(self, train_images: int | None = None) -> "Derived":
+        """Everything derived from the knobs (steps, schedule points, EMA start), computed in one place."""
+        return Derived.of(self, train_images)
+
+    def replace(self, **changes) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ConfigError(f"unknown TrainConfig field(s) {unknown}; valid fields: {', '.join(field_names())}")
+        return cls(**values)
+
+
+def field_names() -> list[str]:
+    return [f.name for f in dataclasses.fields(TrainConfig)]
+
+
+@dataclass(frozen=True)
+class Derived:
+    """Values computed from a TrainConfig and the training-set size; the only place they are computed."""
+
+    stage_widths: tuple[int, int, int, int]  # init, block1, block2, block3 channels
+    steps_per_epoch: int
+    total_steps: int  # T
+    tail_steps: int  # constant-lr EMA tail at the end
+    decay_end_step: int  # first step at final_lr_ratio x peak (= T - tail - 1)
+    warmup_steps: float  # lr peaks at this (possibly fractional) step, as OneCycleLR computes it
+    ema_start_step: int  # the EMA copy is taken just before this step
+    ema_every: int  # EMA update every N steps
+    ema_updates: int  # EMA updates over the tail
+    ema_update_decay: float  # decay applied per update: ema_decay ** ema_every (0.986**2 = 0.9722)
+    final_lr_ratio: float
+
+    @staticmethod
+    def of(config: TrainConfig, train_images: int | None = None) -> "Derived":
+        n = train_images if train_images is not None else (config.train_subset or 50_000)
+        spe = n // config.batch_size
+        if spe < 1:
+            raise ConfigError(
+                f"batch_size={config.batch_size} exceeds the {n} training images; use train_subset >= batch_size"
+            )
+        total = spe * config.epochs
+        if config.epochs > config.ema_epochs:
+            tail = spe * config.ema_epochs  # the reference
+        else:
+            # The reference breaks here (no steps left before the tail). Ours, for 1- and 2-epoch runs only:
+            # the EMA tail is the second half of the run, so short runs still warm up, decay and average.
+            tail = total // 2
+        ramp = total - tail  # steps of warm-up + linear decay (the reference's OneCycleLR total_steps)
+        # OneCycleLR with pct_start = warmup_frac * T / ramp puts the peak at float(pct_start * ramp) - 1.
+        warmup = min(config.warmup_frac * total - 1, ramp - 1)
+        start = total - tail
+        return Derived(
+            stage_widths=stage_widths(config.width),
+            steps_per_epoch=spe,
+            total_steps=total,
+            tail_steps=tail,
+            decay_end_step=ramp - 1,
+            warmup_steps=warmup,
+            ema_start_step=start,
+            ema_every=config.ema_every,
+            ema_updates=sum(1 for s in range(start, total) if (s + 1) % config.ema_every == 0),
+            ema_update_decay=config.ema_decay**config.ema_every,
+            final_lr_ratio=config.final_lr_ratio,
+        )
+
+    def lr_factor(self, step: int) -> float:
+        """Multiplier of the peak lr used at optimiser step `step` (0-based): linear warm-up from ~0, linear
+        decay to final_lr_ratio at decay_end_step, then constant through the EMA tail."""
+        if step <= self.warmup_steps:
+            return step / self.warmup_steps if self.warmup_steps > 0 else 1.0
+        if step >= self.decay_end_step:
+            return self.final_lr_ratio
+        pct = (step - self.warmup_steps) / (self.decay_end_step - self.warmup_steps)
+        return 1.0 + (self.final_lr_ratio - 1.0) * pct
+
+    def is_ema_update(self, step: int) -> bool:
+        """Whether the EMA is updated after optimiser step `step` (0-based)."""
+        return step >= self.ema_start_step and (step + 1) % self.ema_every == 0
+
+
+def stage_widths(width: int) -> tuple[int, int, int, int]:
+    """round(2**k * width) for k = -1, 1, 2, 3, never below one channel."""
+    return tuple(max(1, round(2.0**k * width)) for k in (-1, 1, 2, 3))  # type: ignore[return-value]
+
+
+def run_id(config: TrainConfig) -> str:
+    """12 hex digits naming the run: a hash of every field that can change the result."""
+    identity = {k: v for k, v in sorted(config.to_dict().items()) if k not in EXECUTION_FIELDS}
+    canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=repr)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+# --- validation: one clear error naming the field and the allowed range
+_POSITIVE_INTS = ("width", "epochs", "batch_size", "se_ratio", "whiten_chunk", "ema_every", "eval_every",
+                  "eval_batch_size")
+_NON_NEGATIVE_INTS = ("seed", "pad", "ema_epochs")
+_POSITIVE_FLOATS = ("lr", "lr_bias_scale", "loss_scale", "ema_decay", "bn_eps", "logit_scale", "whiten_eps")
+_NON_NEGATIVE_FLOATS = ("weight_decay", "momentum", "label_smoothing", "final_lr_ratio")
+_UNIT_FLOATS = ("flip_p", "bn_momentum", "momentum", "label_smoothing", "ema_decay", "warmup_frac")
+
+
+def _validate(c: TrainConfig) -> None:
+    def fail(name: str, allowed: str) -> None:
+        raise ConfigError(f"TrainConfig.{name}={getattr(c, name)!r} is invalid: expected {allowed}")
+
+    for name in _POSITIVE_INTS + _NON_NEGATIVE_INTS:
+        v = getattr(c, name)
+        if not isinstance(v, int) or isinstance(v, bool):
+            fail(name, "an integer")
+        if name in _POSITIVE_INTS and v < 1:
+            fail(name, "an integer >= 1")
+        if v < 0:
+            fail(name, "an integer >= 0")
+    for name in _POSITIVE_FLOATS + _NON_NEGATIVE_FLOATS + _UNIT_FLOATS:
+        v = getattr(c, name)
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
+            fail(name, "a number")
+        if name in _POSITIVE_FLOATS and not v > 0:
+            fail(name, "a number > 0")
+        if name in _NON_NEGATIVE_FLOATS and v < 0:
+            fail(name, "a number >= 0")
+        if name in _UNIT_FLOATS and not 0 <= v <= 1:
+            fail(name, "a number in [0, 1]")
+    for name in ("compile", "crop_quirk", "tta"):
+        if not isinstance(getattr(c, name), bool):
+            fail(name, "true or false")
+    if not isinstance(c.device, str) or not (c.device in DEVICES or _is_cuda_index(c.device)):
+        fail("device", f"one of {', '.join(DEVICES)} or cuda:N")
+    if c.precision not in PRECISIONS:
+        fail("precision", f"one of {', '.join(PRECISIONS)}")
+    if c.data not in DATA_SOURCES:
+        fail("data", f"one of {', '.join(DATA_SOURCES)}")
+    if c.data_dir is not None and not isinstance(c.data_dir, str):
+        fail("data_dir", "a folder path or null")
+    if c.threads is not None and (not isinstance(c.threads, int) or isinstance(c.threads, bool) or c.threads < 1):
+        fail("threads", "an integer >= 1 or null")
+    limits = {"train_subset": 50_000, "test_subset": 10_000}
+    for name, most in limits.items():
+        v = getattr(c, name)
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= most):
+            fail(name, f"an integer in 1..{most} or null (all images)")
+    if c.train_subset is not None and c.train_subset < c.batch_size:
+        fail("train_subset", f"an integer >= batch_size ({c.batch_size}) so that an epoch has a step")
+    if c.warmup_frac <= 0:
+        fail("warmup_frac", "a number in (0, 1]")
+
+
+def _is_cuda_index(device: str) -> bool:
+    head, _, index = device.partition(":")
+    return head == "cuda" and index.isdigit()

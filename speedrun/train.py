@@ -1,0 +1,211 @@
+"""train(config) -> run record: the v0.3.0 recipe, phase by phase."""
+from __future__ import annotations
+
+import contextlib
+import time
+from datetime import datetime, timezone
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .config import TrainConfig
+from .data import Dataset, get_dataset
+from .ema import EMA
+from .model import Net, build_net
+from .record import ok_record
+from .whiten import whitening_filters
+
+__all__ = ["train", "train_step", "resolve_device", "resolve_precision", "augment_batch", "evaluate",
+           "make_optimizer", "DTYPES"]
+
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device={name!r} but CUDA is not available here; use --device cpu or auto")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise RuntimeError("device='mps' but MPS is not available here; use --device cpu or auto")
+    return torch.device(name)
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    if name == "auto":
+        return "fp16" if device.type == "cuda" else "fp32"  # the reference runs pure fp16 on CUDA
+    if name == "fp16" and device.type == "cpu":
+        raise RuntimeError("precision='fp16' is not supported on CPU; use fp32 or bf16")
+    return name
+
+
+def storage_dtype(precision: str) -> torch.dtype:
+    """fp16: the whole network and data in half, as the reference. bf16: fp32 master weights with bf16
+    compute under autocast, data stored in bf16. fp32: float everywhere."""
+    return DTYPES[precision]
+
+
+def augment_batch(padded: torch.Tensor, index: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor,
+                  flip: torch.Tensor, size: int = 32) -> torch.Tensor:
+    """Crop size×size at per-image offsets (dy, dx) from reflect-padded images and mirror where `flip`,
+    in one gather (no host sync)."""
+    x = padded[index]  # B, C, H+2p, W+2p
+    b, c, hp, wp = x.shape
+    ar = torch.arange(size, device=x.device)
+    rows = dy[:, None] + ar  # B, size
+    cols = dx[:, None] + torch.where(flip[:, None], size - 1 - ar, ar)  # B, size
+    flat = (rows[:, :, None] * wp + cols[:, None, :]).view(b, 1, size * size).expand(b, c, size * size)
+    out = x.reshape(b, c, hp * wp).gather(2, flat).view(b, c, size, size)
+    return out.contiguous(memory_format=torch.channels_last)
+
+
+def make_optimizer(net: nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
+    """Two Nesterov-SGD groups: non-bias weights, and every trainable `bias` (BN shifts, SE biases) at 32× the
+    lr and 1/32 the decay. Each group's `peak_lr` is scaled by the schedule every step."""
+    named = [(n, p) for n, p in net.named_parameters() if p.requires_grad]
+    weights = [p for n, p in named if not n.endswith("bias")]
+    biases = [p for n, p in named if n.endswith("bias")]
+    groups = [
+        dict(params=weights, lr=0.0, peak_lr=cfg.lr, weight_decay=cfg.weight_decay),
+        dict(params=biases, lr=0.0, peak_lr=cfg.lr * cfg.lr_bias_scale,
+             weight_decay=cfg.weight_decay / cfg.lr_bias_scale),
+    ]
+    return torch.optim.SGD(groups, lr=0.0, momentum=cfg.momentum, nesterov=True)
+
+
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: nn.Module, x: torch.Tensor,
+               y: torch.Tensor, loss_scale: float, autocast) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimiser step; returns (logits, per-sample losses) without reading them back to the host."""
+    with autocast():
+        logits = model(x)
+    # Per-sample loss in the logits' dtype under pure fp16 (as the reference), else in fp32. Scale, sum over
+    # the batch, unscale: the loss is a batch sum, which is why the learning rates carry a 1/512.
+    losses = loss_fn(logits if logits.dtype == torch.float16 else logits.float(), y)
+    loss = losses.mul(loss_scale).sum().div(loss_scale)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return logits, losses
+
+
+@torch.no_grad()
+def evaluate(net: nn.Module, data: Dataset, cfg: TrainConfig, autocast) -> tuple[float, float]:
+    """(accuracy, mean smoothed cross-entropy) over the test set, with flip TTA when cfg.tta."""
+    was_training = net.training
+    net.eval()
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing, reduction="sum")
+    correct = torch.zeros((), device=data.test_x.device)
+    loss = torch.zeros((), device=data.test_x.device)
+    for start in range(0, data.test_x.shape[0], cfg.eval_batch_size):
+        x = data.test_x[start:start + cfg.eval_batch_size]
+        y = data.test_y[start:start + cfg.eval_batch_size]
+        with autocast():
+            logits = net(x)
+            if cfg.tta:
+                logits = (logits + net(x.flip(-1))) / 2
+        loss += loss_fn(logits.float(), y)
+        correct += (logits.argmax(dim=1) == y).sum()
+    net.train(was_training)
+    n = data.test_x.shape[0]
+    return correct.item() / n, loss.item() / n
+
+
+def train(config: TrainConfig, *, data: Dataset | None = None,
+          progress: Callable[[dict], None] | None = None) -> dict:
+    """Train one run of the recipe and return its record (see results/README.md).
+
+    `progress(row)` is called after every epoch with that epoch's row; an exception it raises aborts the run.
+    """
+    cfg = config
+    started_at, wall0 = datetime.now(timezone.utc), time.perf_counter()
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    precision = resolve_precision(cfg.precision, device)
+    dtype = storage_dtype(precision)
+
+    # --- data: loaded onto the device once per process, reused by later runs
+    if data is None:
+        data = get_dataset(cfg.data, cfg.data_dir, cfg.train_subset, cfg.test_subset, device, dtype)
+    d = cfg.derived(data.train_x.shape[0])
+
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(cfg.seed)
+        gen = torch.Generator(device=device).manual_seed(cfg.seed)
+
+        # --- network, with whitening filters from every (un-augmented) training image
+        net = build_net(cfg, device)
+        net.whiten.weight.copy_(whitening_filters(data.train_x, cfg.whiten_eps, cfg.whiten_chunk))
+        if precision == "fp16":
+            net = net.half()  # pure fp16, no autocast or loss scaler: the reference's choice
+        autocast = _autocast(device, precision)
+        model = torch.compile(net) if cfg.compile else net
+        optimizer = make_optimizer(net, cfg)
+        loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing, reduction="none")
+        padded = nn.functional.pad(data.train_x.contiguous(), (cfg.pad,) * 4, mode="reflect")
+        ema: EMA | None = None
+
+        history, train_time, step = [], 0.0, 0
+        n_train = data.train_x.shape[0]
+        crop_range = 2 * cfg.pad if cfg.crop_quirk else 2 * cfg.pad + 1  # quirk: offsets 0..5, never 6
+        for epoch in range(1, cfg.epochs + 1):
+            # --- one epoch: fresh permutation, crops and flips; no host sync inside the step loop
+            _sync(device)
+            t0 = time.perf_counter()
+            perm = torch.randperm(n_train, device=device, generator=gen)
+            dy = torch.randint(0, crop_range, (n_train,), device=device, generator=gen)
+            dx = torch.randint(0, crop_range, (n_train,), device=device, generator=gen)
+            flip = torch.rand(n_train, device=device, generator=gen) < cfg.flip_p
+            loss_sum = torch.zeros((), device=device)
+            correct = torch.zeros((), device=device)
+            for i in range(d.steps_per_epoch):
+                idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+                x = augment_batch(padded, idx, dy[idx], dx[idx], flip[idx])
+                y = data.train_y[idx]
+                if step == d.ema_start_step:
+                    ema = EMA(net)  # taken from the live weights as the constant-lr tail begins
+                factor = d.lr_factor(step)
+                for group in optimizer.param_groups:
+                    group["lr"] = group["peak_lr"] * factor
+                logits, losses = train_step(model, optimizer, loss_fn, x, y, cfg.loss_scale, autocast)
+                if ema is not None and d.is_ema_update(step):
+                    ema.update(d.ema_update_decay)
+                loss_sum += losses.detach().float().sum()
+                correct += (logits.detach().argmax(dim=1) == y).sum()
+                step += 1
+            _sync(device)
+            train_time += time.perf_counter() - t0
+
+            # --- evaluation, outside the timer
+            seen = d.steps_per_epoch * cfg.batch_size
+            row = dict(epoch=epoch, train_loss=loss_sum.item() / seen, train_acc=correct.item() / seen,
+                       val_loss=None, val_acc=None, ema_val_acc=None, train_time_s=train_time)
+            if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
+                row["val_acc"], row["val_loss"] = evaluate(model, data, cfg, autocast)
+                if ema is not None:
+                    row["ema_val_acc"], _ = evaluate(ema.net, data, cfg, autocast)
+            history.append(row)
+            if progress is not None:
+                progress(row)
+
+    return ok_record(cfg, history=history, device=device, precision=precision, data=data, derived=d,
+                     train_time_s=train_time, wall_time_s=time.perf_counter() - wall0, started_at=started_at,
+                     ema_updates=ema.updates if ema is not None else 0)
+
+
+def _autocast(device: torch.device, precision: str):
+    if precision == "bf16":
+        return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
