@@ -1,0 +1,5 @@
+"""`python -m studies ...` — see studies/cli.py."""
+from .cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,82 @@
+"""`python -m studies run|status NAME|FILE ...`: the command line over run_study and study_status.
+
+Exit codes: 0 all good, 1 some run failed, 2 the study file, the options or the results folder are unusable
+(nothing ran), 130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+__all__ = ["main", "build_parser"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .studyfile import builtin_studies
+
+    parser = argparse.ArgumentParser(
+        prog="python -m studies", description="Run grids of speedrun trainings (studies) and see where they stand.",
+        epilog="Built-in studies: " + ", ".join(builtin_studies()) + ". See studies/README.md.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,status}")
+    run = sub.add_parser("run", help="execute every run of a study that has no ok record yet")
+    status = sub.add_parser("status", help="done / failed / running / pending per grid cell")
+    for p in (run, status):
+        p.add_argument("study", metavar="NAME|FILE", help="a built-in study's name or a path to a study .toml")
+        p.add_argument("--results", default="results", metavar="DIR",
+                       help="results root; records go to DIR/<study>/runs (default: results)")
+    run.add_argument("--jobs", type=int, metavar="N",
+                     help="runs at once (default: one per GPU, else 1); --jobs 1 runs in this process, for debugging")
+    run.add_argument("--devices", metavar="0,1,...", help="GPU indices to use (default: all visible)")
+    run.add_argument("--backend", default="loky", choices=("loky", "dask"),
+                     help="loky: worker processes on this machine (default); dask: a dask.distributed cluster")
+    run.add_argument("--address", metavar="tcp://HOST:8786", help="the dask scheduler (with --backend dask)")
+    run.add_argument("--data-dir", metavar="DIR",
+                     help="folder holding cifar-10-batches-py, for every run (default: $CIFAR10_DIR, then the cache)")
+    run.add_argument("--dry-run", action="store_true", help="list what would run and what is done; run nothing")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar (one line per finished run stays)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .devices import DeviceError, parse_devices
+    from .backends import BackendError
+    from .store import StoreError
+    from .studyfile import StudyError, load_study
+
+    try:
+        study = load_study(args.study)
+    except StudyError as e:
+        print(f"error: the study cannot be used ({len(e.problems)} problem{'s' if len(e.problems) > 1 else ''}):",
+              file=sys.stderr)
+        for line in e.problems:
+            print(f"  {line}", file=sys.stderr)
+        return 2
+    if args.command == "status":
+        from .status import format_status, study_status
+
+        print(format_status(study_status(study, args.results), study))
+        return 0
+
+    from .scheduler import RunOptions, run_study
+
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` gets the same orderly stop as Ctrl-C
+    try:
+        options = RunOptions(results=args.results, jobs=args.jobs,
+                             devices=parse_devices(args.devices) if args.devices is not None else None,
+                             backend=args.backend, address=args.address, data_dir=args.data_dir,
+                             dry_run=args.dry_run, progress=not args.no_progress)
+        summary = run_study(study, options)
+    except (DeviceError, StoreError, BackendError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if not args.dry_run:
+        print(summary.line())
+        for run_id, error in summary.errors.items():
+            print(f"  failed {run_id}: {error} (log: {args.results}/{study.name}/logs/{run_id}.log)")
+    return summary.exit_code
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt

@@ -1,0 +1,73 @@
+"""Which devices runs go to on this machine, decided without initialising CUDA in the scheduler process.
+
+GPUs are counted from `--devices`, else `$CUDA_VISIBLE_DEVICES`, else `nvidia-smi -L`. With GPUs there is one
+slot per GPU (at most one run per GPU at a time; a run's `device` becomes `cuda:<i>`); without, `--jobs` CPU
+slots share the cores.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+__all__ = ["Slot", "plan_slots", "parse_devices", "detect_gpus", "DeviceError"]
+
+
+class DeviceError(ValueError):
+    """--jobs/--devices do not fit the machine or the study; the message says what is allowed."""
+
+
+@dataclass(frozen=True)
+class Slot:
+    index: int
+    device: str | None  # "cuda:<i>" to pin runs to a GPU; None: keep the study's device (cpu, auto, ...)
+    threads: int | None  # CPU threads per run when several CPU runs share the machine
+
+
+def parse_devices(text: str) -> list[int]:
+    """'0,1,3' -> [0, 1, 3]."""
+    try:
+        ids = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        ids = []
+    if not ids or any(i < 0 for i in ids) or len(set(ids)) != len(ids):
+        raise DeviceError(f"--devices {text!r}: expected distinct GPU indices separated by commas, e.g. --devices 0,1")
+    return ids
+
+
+def detect_gpus() -> list[int]:
+    """Indices of the GPUs this process may use (as cuda:<i> numbers them), without touching CUDA."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        entries = [v.strip() for v in visible.split(",") if v.strip()]
+        if not entries or entries[0] == "-1":
+            return []
+        return list(range(len(entries)))
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return list(range(sum(1 for line in out.splitlines() if line.startswith("GPU "))))
+
+
+def plan_slots(study_devices: set[str], jobs: int | None, devices: list[int] | None) -> list[Slot]:
+    """The slots for a study whose runs ask for `study_devices` (e.g. {"auto"})."""
+    if jobs is not None and jobs < 1:
+        raise DeviceError(f"--jobs {jobs}: expected an integer >= 1")
+    wants_gpu = study_devices <= {"auto", "cuda"}
+    if devices is not None and not wants_gpu:
+        raise DeviceError(f"--devices given, but the study fixes device to {', '.join(sorted(study_devices))}; "
+                          f"remove --devices or set device to 'auto' or 'cuda' in the study")
+    gpus = devices if devices is not None else (detect_gpus() if wants_gpu else [])
+    if gpus:
+        if jobs is not None and jobs > len(gpus):
+            raise DeviceError(f"--jobs {jobs} but only {len(gpus)} GPU(s) ({', '.join(map(str, gpus))}): at most one "
+                              f"run per GPU at a time; use --jobs {len(gpus)} or fewer, or list more with --devices")
+        return [Slot(i, f"cuda:{g}", None) for i, g in enumerate(gpus[: jobs or len(gpus)])]
+    n = jobs or 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = max(1, cores // n) if n > 1 else None  # split the cores so parallel runs do not oversubscribe
+    return [Slot(i, None, threads) for i in range(n)]

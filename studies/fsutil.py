@@ -1,0 +1,92 @@
+"""Filesystem and process helpers shared by the store and the locks: atomic writes, owner-tagged temp names,
+and "is this process still alive" checks.
+
+Every temporary file this package writes carries its owner in its name (`.<name>~<host>~<pid>~<nonce>`), so a
+later scheduler can tell a leftover of a dead process (safe to delete) from a write in progress (leave it).
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from pathlib import Path
+
+__all__ = ["host", "pid_alive", "temp_path", "temp_owner", "is_temp", "atomic_write_text", "fsync_dir"]
+
+_SEP = "~"
+
+
+def host() -> str:
+    """This machine's host name, as written into locks, temp names and records."""
+    return socket.gethostname() or "unknown-host"
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` on this host is alive. Zombies (exited, not yet reaped) count as dead."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    try:  # Linux: a zombie answers kill(0) but will never refresh a heartbeat again
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+        return state not in (b"Z", b"X")
+    except (OSError, IndexError):
+        return True
+
+
+def temp_path(final: Path, kind: str = "tmp") -> Path:
+    """A unique hidden sibling of `final` naming this host and pid: `.<name>.<kind>~<host>~<pid>~<nonce>`."""
+    safe_host = host().replace(_SEP, "-")
+    return final.with_name(f".{final.name}.{kind}{_SEP}{safe_host}{_SEP}{os.getpid()}{_SEP}{secrets.token_hex(4)}")
+
+
+def is_temp(path: Path) -> bool:
+    """Whether `path` is one of our owner-tagged temp names (readers must ignore these)."""
+    return path.name.startswith(".") and path.name.count(_SEP) == 3
+
+
+def temp_owner(path: Path) -> tuple[str, int] | None:
+    """(host, pid) encoded in a temp name, or None when the name is not one of ours."""
+    if not is_temp(path):
+        return None
+    _, owner_host, pid, _ = path.name.split(_SEP)
+    return (owner_host, int(pid)) if pid.isdigit() else None
+
+
+def fsync_dir(folder: Path) -> None:
+    """Flush a directory entry (a rename) to disk; best effort where the OS does not support it."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(final: Path, text: str) -> None:
+    """Write `text` to `final` so that readers see either the old file or the whole new one, never a part:
+    a temp file in the same folder, fsync, os.replace, fsync of the folder."""
+    tmp = temp_path(final)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, final)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    fsync_dir(final.parent)

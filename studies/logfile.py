@@ -1,0 +1,64 @@
+"""The per-run log, `logs/<run_id>.log`: one block per attempt — a header line, the per-epoch table as
+`python -m speedrun train` prints it, and the outcome (or the error with its traceback).
+
+Attempts append, so the log of a run that was retried, or restarted after its scheduler was killed, tells the
+whole story. Every attempt starts with a line beginning `# attempt `, which makes executions countable.
+"""
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .fsutil import host
+
+__all__ = ["RunLog", "ATTEMPT_PREFIX"]
+
+ATTEMPT_PREFIX = "# attempt "
+_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "ema_val_acc", "train_time_s")
+
+
+class RunLog:
+    def __init__(self, path: Path):
+        self.path = path
+        self._file = None
+
+    def __enter__(self) -> "RunLog":
+        self._file = open(self.path, "a", encoding="utf-8", buffering=1)  # line-buffered: readable while running
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def _line(self, text: str) -> None:
+        self._file.write(text + "\n")
+
+    def attempt(self, attempt: int, of: int, config) -> None:
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self._line(f"{ATTEMPT_PREFIX}{attempt}/{of} on {host()} pid {os.getpid()} device {config.device} at {now}")
+        self._line("  ".join(f"{c:>12}" for c in _COLUMNS))
+
+    def epoch(self, row: dict) -> None:
+        self._line("  ".join(f"{_fmt(row.get(c)):>12}" for c in _COLUMNS))
+
+    def success(self, record: dict) -> None:
+        self._line(f"# ok ema_val_acc={_fmt(record.get('ema_val_acc'))} train_time_s={_fmt(record.get('train_time_s'))}"
+                   f" wall_time_s={_fmt(record.get('wall_time_s'))} device={record.get('device')}")
+
+    def failure(self, error: str, trace: str) -> None:
+        self._line(f"# failed: {error}")
+        for line in trace.rstrip().splitlines():
+            self._line(f"#   {line}")
+
+    def note(self, text: str) -> None:
+        self._line(f"# {text}")
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)

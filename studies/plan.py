@@ -1,0 +1,60 @@
+"""Where each run of a study stands, read from its results folder: done, failed, running (claimed by a live
+lock), corrupt or pending. Used by `run` (what to do), `run --dry-run` and `status` (what to show).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .spec import Run, Study
+from .store import StudyPaths
+
+__all__ = ["Plan", "plan_study", "STATES"]
+
+# done: an ok record. failed: a failed record (run again). running: a live lock held by someone.
+# corrupt: a record file that does not parse (run again, replaced). pending: nothing yet.
+STATES = ("done", "failed", "running", "corrupt", "pending")
+
+
+@dataclass
+class Plan:
+    study: Study
+    paths: StudyPaths
+    runs: list[Run]
+    state: dict[str, str] = field(default_factory=dict)  # run_id -> one of STATES
+    holder: dict[str, str] = field(default_factory=dict)  # run_id -> "host:pid since ..." for running ones
+    problems: list[str] = field(default_factory=list)  # why corrupt records were not accepted
+    records: dict[str, dict] = field(default_factory=dict)  # run_id -> record, for done and failed
+    foreign: list[str] = field(default_factory=list)  # record files of runs that are not in this grid
+
+    def count(self, state: str) -> int:
+        return sum(1 for s in self.state.values() if s == state)
+
+    @property
+    def todo(self) -> list[Run]:
+        """Runs this scheduler should execute: everything not done and not running elsewhere."""
+        return [r for r in self.runs if self.state[r.run_id] in ("failed", "corrupt", "pending")]
+
+
+def plan_study(study: Study, paths: StudyPaths) -> Plan:
+    plan = Plan(study, paths, study.runs())
+    for run in plan.runs:
+        rec = paths.read(run.run_id)
+        lock = paths.lock(run.run_id)
+        live = lock is not None and lock.stale_reason() is None
+        if rec.state == "ok":
+            plan.state[run.run_id] = "done"
+        elif live:
+            plan.state[run.run_id] = "running"
+            plan.holder[run.run_id] = lock.describe()
+        elif rec.state == "failed":
+            plan.state[run.run_id] = "failed"
+        elif rec.state == "corrupt":
+            plan.state[run.run_id] = "corrupt"
+            plan.problems.append(f"{rec.problem}; treated as not done, it will be run again")
+        else:
+            plan.state[run.run_id] = "pending"
+        if rec.record is not None:
+            plan.records[run.run_id] = rec.record
+    ours = set(plan.state)
+    plan.foreign = [rid for rid in paths.record_ids() if rid not in ours]
+    return plan

@@ -1,0 +1,93 @@
+"""`study_status`: per grid cell (seeds collapsed), how many runs are done / failed / running / pending, and the
+training compute done and remaining (estimated with speedrun.estimate_train_flops; actual train_flops for
+finished runs)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import speedrun
+
+from .plan import Plan, plan_study
+from .spec import Study
+from .store import StudyPaths
+
+__all__ = ["CellStatus", "StudyStatus", "study_status", "format_status"]
+
+
+@dataclass
+class CellStatus:
+    cell: dict  # grid values without the seed, e.g. {"width": 64, "epochs": 10}
+    done: int = 0
+    failed: int = 0
+    running: int = 0
+    pending: int = 0  # nothing yet, or an unreadable record
+    flops_done: int = 0
+    flops_remaining: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.done + self.failed + self.running + self.pending
+
+
+@dataclass
+class StudyStatus:
+    study: str
+    root: str
+    cells: list[CellStatus] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    foreign: int = 0  # records in the folder that belong to no run of the current grid
+
+    def total(self, name: str) -> int:
+        return sum(getattr(c, name) for c in self.cells)
+
+
+def study_status(study: Study, results: str = "results") -> StudyStatus:
+    plan: Plan = plan_study(study, StudyPaths.of(results, study.name))
+    status = StudyStatus(study.name, str(plan.paths.root), problems=list(plan.problems), foreign=len(plan.foreign))
+    cells: dict[tuple, CellStatus] = {}
+    for run in plan.runs:
+        key = run.cell(study.cell_fields)
+        cell = cells.setdefault(key, CellStatus(dict(zip(study.cell_fields, key))))
+        state = plan.state[run.run_id]
+        estimate = speedrun.estimate_train_flops(run.config)
+        if state == "done":
+            cell.done += 1
+            cell.flops_done += int(plan.records[run.run_id].get("train_flops") or estimate)
+            continue
+        cell.flops_remaining += estimate
+        if state == "failed":
+            cell.failed += 1
+        elif state == "running":
+            cell.running += 1
+        else:
+            cell.pending += 1
+    status.cells = list(cells.values())
+    return status
+
+
+def format_status(status: StudyStatus, study: Study) -> str:
+    """A plain-text table, one line per cell, then the totals."""
+    keys = list(study.cell_fields)
+    headers = keys + ["done", "failed", "running", "pending", "FLOPs done", "FLOPs left"]
+    rows = [[*(str(c.cell[k]) for k in keys), str(c.done), str(c.failed), str(c.running), str(c.pending),
+             _si(c.flops_done), _si(c.flops_remaining)] for c in status.cells]
+    totals = ["total", *[""] * (len(keys) - 1)] if keys else []
+    rows.append(totals + [str(status.total(n)) for n in ("done", "failed", "running", "pending")]
+                + [_si(status.total("flops_done")), _si(status.total("flops_remaining"))])
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    fmt = "  ".join(f"{{:>{w}}}" for w in widths)
+    n = sum(c.total for c in status.cells)
+    lines = [f"{status.study}: {n} runs in {len(status.cells)} cells ({status.root})", fmt.format(*headers)]
+    lines += [fmt.format(*r) for r in rows]
+    if status.foreign:
+        lines.append(f"note: {status.foreign} record(s) in {status.root}/runs belong to no run of this grid "
+                     f"(the study file changed?); they are left alone")
+    lines += [f"warning: {p}" for p in status.problems]
+    return "\n".join(lines)
+
+
+def _si(flops: int) -> str:
+    for unit, scale in (("E", 1e18), ("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6)):
+        if flops >= scale:
+            return f"{flops / scale:.2f}{unit}"
+    return str(flops)

@@ -1,0 +1,202 @@
+"""Reading a study file (TOML) and checking every part of it before anything runs.
+
+    name = "quick"                      # required: letters, digits, '.', '_', '-'; names the results folder
+    description = "..."                 # required: one or more sentences
+    [grid]                              # required: lists of values; the runs are their cartesian product
+    width = [8, 16, 32]                 # any TrainConfig field except execution-only ones
+    seed = [0, 1]
+    [fixed]                             # optional: one value per TrainConfig field, for every run
+    train_subset = 5000
+    [policy]                            # optional
+    retries = 1                         # extra attempts after a failure (default 1)
+    timeout_s = 1800                    # per attempt, checked after each epoch (default: none)
+
+Every problem found is reported (file, key, what is allowed, what to do), not just the first; `StudyError`
+carries them all. Each grid point is built into a TrainConfig, so an invalid value is caught here, not an
+hour into the study.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from speedrun import ConfigError, TrainConfig, run_id
+from speedrun.config import EXECUTION_FIELDS
+
+from .spec import Policy, Study
+
+__all__ = ["StudyError", "load_study", "resolve_study", "builtin_studies", "GRIDS_DIR"]
+
+GRIDS_DIR = Path(__file__).parent / "grids"
+_TOP_KEYS = {"name": str, "description": str, "grid": dict, "fixed": dict, "policy": dict}
+_REQUIRED = ("name", "description", "grid")
+_POLICY_KEYS = {"retries": "an integer >= 0", "timeout_s": "a number of seconds > 0"}
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_SCALARS = (bool, int, float, str)
+_TOML_TYPES = {str: "a string", dict: "a table", list: "a list", int: "an integer", float: "a number"}
+
+
+class StudyError(ValueError):
+    """A study cannot be used; `problems` holds one line per problem, each naming the file and the key."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+def builtin_studies() -> list[str]:
+    return sorted(p.stem for p in GRIDS_DIR.glob("*.toml"))
+
+
+def resolve_study(name_or_path: str | Path) -> Path:
+    """A built-in study's name (`quick`) or a path to a .toml file -> the file's path."""
+    text = str(name_or_path)
+    path = Path(text)
+    if path.suffix == ".toml" or path.exists() or "/" in text or "\\" in text:
+        if not path.is_file():
+            raise StudyError([f"{text}: no such study file; pass a path to a .toml file or a built-in name "
+                              f"({', '.join(builtin_studies())})"])
+        return path
+    builtin = GRIDS_DIR / f"{text}.toml"
+    if not builtin.is_file():
+        raise StudyError([f"{text!r} is not a built-in study; built-ins are {', '.join(builtin_studies())} "
+                          f"(in {GRIDS_DIR}); to use your own, pass a path to a .toml file"])
+    return builtin
+
+
+def load_study(name_or_path: str | Path) -> Study:
+    """Read and validate a study; raises StudyError listing every problem."""
+    path = resolve_study(name_or_path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise StudyError([f"{path}: cannot read it ({e})"]) from None
+    except tomllib.TOMLDecodeError as e:
+        raise StudyError([f"{path}: not valid TOML ({e}); see https://toml.io for the syntax"]) from None
+    return _validate(data, path)
+
+
+def _validate(data: dict, path: Path) -> Study:
+    problems: list[str] = []
+
+    def problem(key: str, message: str) -> None:
+        problems.append(f"{path}: {key}: {message}")
+
+    for key in data:
+        if key not in _TOP_KEYS:
+            problem(key, f"unknown key; valid top-level keys are {', '.join(_TOP_KEYS)} — "
+                         f"rename or remove it (TrainConfig fields go in [grid] or [fixed])")
+    for key in _REQUIRED:
+        if key not in data:
+            problem(key, f"missing; a study needs {', '.join(_REQUIRED)} — add it")
+    for key, kind in _TOP_KEYS.items():
+        if key in data and not isinstance(data[key], kind):
+            problem(key, f"is {_describe(data[key])}; expected {_TOML_TYPES[kind]}"
+                         + (f" — write it as [{key}]" if kind is dict else ""))
+    name, description = data.get("name"), data.get("description")
+    if isinstance(name, str) and not _NAME.match(name):
+        problem("name", f"{name!r} cannot name a results folder; use 1-64 letters, digits, '.', '_' or '-', "
+                        f"starting with a letter or digit")
+    if isinstance(description, str) and not description.strip():
+        problem("description", "is empty; say in a sentence what the study asks")
+
+    grid = data.get("grid") if isinstance(data.get("grid"), dict) else {}
+    fixed = data.get("fixed") if isinstance(data.get("fixed"), dict) else {}
+    if "grid" in data and isinstance(data["grid"], dict) and not grid:
+        problem("grid", "is empty; list at least one TrainConfig field with its values, e.g. seed = [0, 1]")
+    valid = [f.name for f in dataclasses.fields(TrainConfig)]
+    for section, table in (("grid", grid), ("fixed", fixed)):
+        for key in table:
+            if key not in valid:
+                problem(f"{section}.{key}", f"unknown TrainConfig field; valid fields: {', '.join(valid)}")
+    for key, values in grid.items():
+        _check_grid_values(f"grid.{key}", values, problem)
+        if key in EXECUTION_FIELDS:
+            problem(f"grid.{key}", f"is execution-only ({', '.join(sorted(EXECUTION_FIELDS))}): runs differing "
+                                   f"only in it share a run_id — set it in [fixed] or on the command line")
+        if key in fixed:
+            problem(f"grid.{key}", "is also set in [fixed]; a field is either varied or fixed — remove one")
+    for key, value in fixed.items():
+        if not isinstance(value, _SCALARS):
+            problem(f"fixed.{key}", f"is {_describe(value)}; expected one value (number, string or boolean)"
+                                    + (" — to vary it, move it to [grid]" if isinstance(value, list) else ""))
+    policy = _check_policy(data.get("policy"), problem) if isinstance(data.get("policy", {}), dict) else Policy()
+    if problems:
+        raise StudyError(problems)
+
+    study = Study(name=name, description=description.strip(), grid={k: tuple(v) for k, v in grid.items()},
+                  fixed=dict(fixed), policy=policy, source=str(path))
+    _check_configs(study, problem)
+    if problems:
+        raise StudyError(problems)
+    return study
+
+
+def _check_grid_values(key: str, values: Any, problem) -> None:
+    if not isinstance(values, list):
+        problem(key, f"is {_describe(values)}; grid values must be a list, e.g. [{values!r}] "
+                     f"(or move the field to [fixed])")
+        return
+    if not values:
+        problem(key, "is an empty list; give at least one value or remove the field")
+    seen: list[Any] = []
+    for i, v in enumerate(values):
+        if not isinstance(v, _SCALARS):
+            problem(f"{key}[{i}]", f"is {_describe(v)}; each grid value is a number, string or boolean")
+            continue
+        if any(type(v) is type(s) and v == s for s in seen):
+            problem(key, f"value {v!r} appears more than once; each value must appear once — remove the repeat")
+        seen.append(v)
+
+
+def _check_policy(policy: dict | None, problem) -> Policy:
+    policy = policy or {}
+    for key in policy:
+        if key not in _POLICY_KEYS:
+            problem(f"policy.{key}", f"unknown key; valid: {', '.join(_POLICY_KEYS)}")
+    retries, timeout = policy.get("retries", Policy.retries), policy.get("timeout_s", Policy.timeout_s)
+    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+        problem("policy.retries", f"is {retries!r}; expected {_POLICY_KEYS['retries']}")
+        retries = Policy.retries
+    if timeout is not None and (not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0):
+        problem("policy.timeout_s", f"is {timeout!r}; expected {_POLICY_KEYS['timeout_s']} (leave it out for none)")
+        timeout = None
+    return Policy(retries=retries, timeout_s=float(timeout) if timeout is not None else None)
+
+
+def _check_configs(study: Study, problem) -> None:
+    """Build the TrainConfig of every grid point; group identical errors so each is reported once."""
+    errors: dict[str, list[dict]] = {}
+    ids: dict[str, dict] = {}
+    points = study.points()
+    for point in points:
+        try:
+            config = TrainConfig(**{**study.fixed, **point})
+            config.derived()  # also checks what depends on the data size (steps per epoch >= 1)
+        except (ConfigError, TypeError, ValueError) as e:
+            errors.setdefault(str(e).splitlines()[0], []).append(point)
+            continue
+        rid = run_id(config)
+        if rid in ids:
+            problem("grid", f"points {ids[rid]} and {point} are the same run (run_id {rid}); remove the duplicate")
+        ids[rid] = point
+    for message, bad in errors.items():
+        match = re.search(r"TrainConfig\.(\w+)=", message)
+        field_name = match.group(1) if match else None
+        key = (f"grid.{field_name}" if field_name in study.grid else f"fixed.{field_name}"
+               if field_name in study.fixed else f"{field_name} (default)" if field_name else "grid")
+        where = "" if len(bad) == len(points) else (
+            f" (in {len(bad)} of {len(points)} runs, e.g. {', '.join(f'{k}={v}' for k, v in bad[0].items())})")
+        problem(key, f"{message}{where} — change the value in the study file")
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    for kind, words in _TOML_TYPES.items():
+        if isinstance(value, kind):
+            return f"{words} ({value!r})" if kind not in (dict, list) else words
+    return f"a {type(value).__name__} ({value!r})"
