@@ -11,8 +11,8 @@ from .data import get_dataset
 from .flops import model_stats
 from .model import build_net
 from .record import device_name
-from .train import _autocast, _sync, augment_batch, make_optimizer, resolve_device, resolve_precision, \
-    storage_dtype, train_step
+from .train import _autocast, _sync, augment_batch, draw_augmentation, make_optimizer, resolve_device, \
+    resolve_precision, storage_dtype, train_step
 
 __all__ = ["bench"]
 
@@ -39,10 +39,9 @@ def bench(config: TrainConfig, steps: int = 10, warmup: int = 2) -> dict:
     gen = torch.Generator(device=device).manual_seed(config.seed)
 
     def step() -> None:
-        idx = torch.randint(0, n, (config.batch_size,), device=device, generator=gen)
-        offsets = torch.randint(0, 2 * config.pad, (2, config.batch_size), device=device, generator=gen)
-        flip = torch.rand(config.batch_size, device=device, generator=gen) < config.flip_p
-        x = augment_batch(padded, idx, offsets[0], offsets[1], flip)
+        perm, dy, dx, flip = draw_augmentation(n, config, gen)
+        idx = perm[:config.batch_size]
+        x = augment_batch(padded, idx, dy[idx], dx[idx], flip[idx])
         train_step(model, optimizer, loss_fn, x, data.train_y[idx], config.loss_scale, autocast)
 
     for _ in range(warmup):

@@ -16,8 +16,8 @@ from .model import Net, build_net
 from .record import ok_record
 from .whiten import whitening_filters
 
-__all__ = ["train", "train_step", "resolve_device", "resolve_precision", "augment_batch", "evaluate",
-           "make_optimizer", "DTYPES"]
+__all__ = ["train", "train_step", "draw_augmentation", "augment_batch", "evaluate", "make_optimizer",
+           "resolve_device", "resolve_precision", "DTYPES"]
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -48,6 +48,19 @@ def storage_dtype(precision: str) -> torch.dtype:
     """fp16: the whole network and data in half, as the reference. bf16: fp32 master weights with bf16
     compute under autocast, data stored in bf16. fp32: float everywhere."""
     return DTYPES[precision]
+
+
+def draw_augmentation(n: int, cfg: TrainConfig, gen: torch.Generator):
+    """One epoch's randomness over the whole set: batch order, crop offsets (dy, dx) and flips per image."""
+    # Reference quirk, kept by default: offsets are uniform over 0..2*pad-1 (translations -3..+2 for pad 3),
+    # so the last padded row and column are never used.
+    crop_range = 2 * cfg.pad if cfg.crop_quirk else 2 * cfg.pad + 1
+    device = gen.device
+    perm = torch.randperm(n, device=device, generator=gen)
+    dy = torch.randint(0, crop_range, (n,), device=device, generator=gen)
+    dx = torch.randint(0, crop_range, (n,), device=device, generator=gen)
+    flip = torch.rand(n, device=device, generator=gen) < cfg.flip_p
+    return perm, dy, dx, flip
 
 
 def augment_batch(padded: torch.Tensor, index: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor,
@@ -152,15 +165,11 @@ def train(config: TrainConfig, *, data: Dataset | None = None,
 
         history, train_time, step = [], 0.0, 0
         n_train = data.train_x.shape[0]
-        crop_range = 2 * cfg.pad if cfg.crop_quirk else 2 * cfg.pad + 1  # quirk: offsets 0..5, never 6
         for epoch in range(1, cfg.epochs + 1):
             # --- one epoch: fresh permutation, crops and flips; no host sync inside the step loop
             _sync(device)
             t0 = time.perf_counter()
-            perm = torch.randperm(n_train, device=device, generator=gen)
-            dy = torch.randint(0, crop_range, (n_train,), device=device, generator=gen)
-            dx = torch.randint(0, crop_range, (n_train,), device=device, generator=gen)
-            flip = torch.rand(n_train, device=device, generator=gen) < cfg.flip_p
+            perm, dy, dx, flip = draw_augmentation(n_train, cfg, gen)
             loss_sum = torch.zeros((), device=device)
             correct = torch.zeros((), device=device)
             for i in range(d.steps_per_epoch):

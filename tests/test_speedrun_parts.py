@@ -1,0 +1,89 @@
+"""Fast paths against slow, obvious references: whitening, augmentation, EMA."""
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from speedrun import TrainConfig
+from speedrun.ema import EMA
+from speedrun.model import Net
+from speedrun.train import augment_batch, draw_augmentation
+from speedrun.whiten import patch_covariance, whitening_filters
+
+
+def naive_patches(images: np.ndarray) -> np.ndarray:
+    rows = []
+    for img in images:
+        for i in range(img.shape[1] - 1):
+            for j in range(img.shape[2] - 1):
+                rows.append(img[:, i:i + 2, j:j + 2].reshape(-1))
+    return np.array(rows)
+
+
+def test_patch_covariance_matches_numpy():
+    images = torch.randn(7, 3, 9, 9) * torch.tensor([1.0, 2.0, 0.5]).view(1, 3, 1, 1)
+    expected = np.cov(naive_patches(images.numpy().astype(np.float64)), rowvar=False)
+    got = patch_covariance(images, chunk=3).numpy()  # chunks of 3 images: accumulation across chunks
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-8)
+
+
+def test_whitened_patches_have_predicted_covariance():
+    """Filter k = v_k / sqrt(lambda_k + eps) makes output covariance diag(lambda / (lambda + eps))."""
+    torch.manual_seed(0)
+    mix = torch.randn(3, 3)
+    images = torch.einsum("ij,njhw->nihw", mix, torch.randn(40, 3, 12, 12))
+    images = images + 0.5 * torch.roll(images, 1, dims=-1)  # spatial correlation
+    filters = whitening_filters(images, eps=1e-2, chunk=16)
+    assert filters.shape == (12, 3, 2, 2)
+    out = torch.nn.functional.conv2d(images, filters).permute(0, 2, 3, 1).reshape(-1, 12).double()
+    cov = torch.cov(out.T)
+    eig = torch.linalg.eigvalsh(patch_covariance(images)).flip(0)
+    torch.testing.assert_close(cov, torch.diag(eig / (eig + 1e-2)), atol=1e-4, rtol=1e-4)
+
+
+def test_crop_offsets_quirk():
+    cfg = TrainConfig()
+    gen = torch.Generator().manual_seed(0)
+    perm, dy, dx, flip = draw_augmentation(50_000, cfg, gen)
+    assert sorted(perm.tolist()) == list(range(50_000))
+    assert dy.min() == 0 and dy.max() == 5 and dx.min() == 0 and dx.max() == 5, "reference offsets are 0..5"
+    assert 0.48 < flip.float().mean() < 0.52
+    _, dy, _, _ = draw_augmentation(50_000, cfg.replace(crop_quirk=False), gen)
+    assert dy.max() == 6
+
+
+def test_augment_batch_matches_slicing():
+    torch.manual_seed(0)
+    padded = torch.randn(20, 3, 38, 38)
+    idx = torch.randperm(20)[:8]
+    dy, dx = torch.randint(0, 6, (8,)), torch.randint(0, 6, (8,))
+    flip = torch.rand(8) < 0.5
+    got = augment_batch(padded, idx, dy, dx, flip)
+    for k in range(8):
+        crop = padded[idx[k], :, dy[k]:dy[k] + 32, dx[k]:dx[k] + 32]
+        expected = crop.flip(-1) if flip[k] else crop
+        torch.testing.assert_close(got[k], expected, rtol=0, atol=0)
+
+
+def test_ema_matches_naive_loop():
+    torch.manual_seed(0)
+    net = Net(TrainConfig(width=4))
+    ema = EMA(net)
+    reference = copy.deepcopy(net.state_dict())
+    decay = 0.986 ** 2
+    for _ in range(5):
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(torch.randn_like(p))
+            for name, buf in net.named_buffers():
+                if buf.is_floating_point():
+                    buf.add_(torch.rand_like(buf))
+        ema.update(decay)
+        for key, live in net.state_dict().items():
+            if live.is_floating_point():
+                reference[key] = decay * reference[key] + (1 - decay) * live
+    for key, value in ema.net.state_dict().items():
+        torch.testing.assert_close(value, reference[key], rtol=1e-5, atol=1e-6, msg=key)
+    assert ema.updates == 5
+    assert not any(p.requires_grad for p in ema.net.parameters())
