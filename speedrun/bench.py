@@ -35,7 +35,7 @@ def bench(config: TrainConfig, steps: int = 10, warmup: int = 2) -> dict:
         group["lr"] = group["peak_lr"]
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing, reduction="none")
     autocast = _autocast(device, precision)
-    padded = nn.functional.pad(data.train_x.contiguous(), (config.pad,) * 4, mode="reflect")
+    padded = data.padded(config.pad)
     gen = torch.Generator(device=device).manual_seed(config.seed)
 
     def step() -> None:

@@ -126,7 +126,7 @@ class Derived:
         else:
             # The reference breaks here (no steps left before the tail). Ours, for 1- and 2-epoch runs only:
             # the EMA tail is the second half of the run, so short runs still warm up, decay and average.
-            tail = total // 2
+            tail = max(1, total // 2)
         ramp = total - tail  # steps of warm-up + linear decay (the reference's OneCycleLR total_steps)
         # OneCycleLR with pct_start = warmup_frac * T / ramp puts the peak at float(pct_start * ramp) - 1.
         warmup = min(config.warmup_frac * total - 1, ramp - 1)

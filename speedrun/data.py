@@ -8,11 +8,13 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from .whiten import whitening_filters
 
 __all__ = ["DataError", "Dataset", "resolve_data_dir", "verify", "load_numpy", "get_dataset",
            "MEAN", "STD", "FILES"]
@@ -137,6 +139,21 @@ class Dataset:
     test_x: torch.Tensor
     test_y: torch.Tensor
     source: str  # "cifar10 (/path)" or "synthetic"
+    _memo: dict = field(default_factory=dict, repr=False)  # per-process reuse across runs (see below)
+
+    def whitening(self, eps: float, chunk: int) -> torch.Tensor:
+        """Whitening filters of the training images, computed once per data set and reused by later runs."""
+        key = ("whitening", eps, chunk)
+        if key not in self._memo:
+            self._memo[key] = whitening_filters(self.train_x, eps, chunk)
+        return self._memo[key]
+
+    def padded(self, pad: int) -> torch.Tensor:
+        """Training images reflect-padded by `pad` (contiguous NCHW, as the crop gather wants), kept for reuse."""
+        key = ("padded", pad)
+        if key not in self._memo:
+            self._memo[key] = torch.nn.functional.pad(self.train_x.contiguous(), (pad,) * 4, mode="reflect")
+        return self._memo[key]
 
 
 _CACHE: dict[tuple, Dataset] = {}

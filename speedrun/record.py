@@ -27,10 +27,12 @@ def estimate_train_flops(config: TrainConfig, train_images: int | None = None) -
 
 
 def ok_record(cfg: TrainConfig, *, history: list[dict], device: torch.device, precision: str, data, derived: Derived,
-              train_time_s: float, wall_time_s: float, started_at: datetime, ema_updates: int) -> dict:
+              train_time_s: float, wall_time_s: float, started_at: datetime, ema_updates: int,
+              origin: dict) -> dict:
     last = history[-1]
     stats = model_stats(cfg.width)
     record = _base(cfg, status="ok", error=None, study=None, attempts=1)
+    record.update(origin)
     record.update(
         device=str(device), device_name=device_name(device), precision=precision,
         ema_val_acc=last["ema_val_acc"], val_acc=last["val_acc"], val_loss=last["val_loss"],
@@ -104,7 +106,6 @@ def _versions() -> dict:
                 speedrun=__version__)
 
 
-@lru_cache(maxsize=1)
 def _git_state() -> tuple[str | None, bool | None]:
     here = Path(__file__).resolve().parent
     try:

@@ -13,8 +13,7 @@ from .config import TrainConfig
 from .data import Dataset, get_dataset
 from .ema import EMA
 from .model import Net, build_net
-from .record import ok_record
-from .whiten import whitening_filters
+from .record import ok_record, provenance
 
 __all__ = ["train", "train_step", "draw_augmentation", "augment_batch", "evaluate", "make_optimizer",
            "resolve_device", "resolve_precision", "DTYPES"]
@@ -45,9 +44,9 @@ def resolve_precision(name: str, device: torch.device) -> str:
 
 
 def storage_dtype(precision: str) -> torch.dtype:
-    """fp16: the whole network and data in half, as the reference. bf16: fp32 master weights with bf16
-    compute under autocast, data stored in bf16. fp32: float everywhere."""
-    return DTYPES[precision]
+    """fp16: the whole network and data in half, as the reference. bf16: fp32 weights and data with bf16
+    compute under autocast. fp32: float everywhere."""
+    return torch.float16 if precision == "fp16" else torch.float32
 
 
 def draw_augmentation(n: int, cfg: TrainConfig, gen: torch.Generator):
@@ -136,6 +135,7 @@ def train(config: TrainConfig, *, data: Dataset | None = None,
     """
     cfg = config
     started_at, wall0 = datetime.now(timezone.utc), time.perf_counter()
+    origin = provenance()  # read before training: the code that runs, not what the tree holds afterwards
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
@@ -147,20 +147,22 @@ def train(config: TrainConfig, *, data: Dataset | None = None,
         data = get_dataset(cfg.data, cfg.data_dir, cfg.train_subset, cfg.test_subset, device, dtype)
     d = cfg.derived(data.train_x.shape[0])
 
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    # The global RNG only initialises the network, on the CPU (so init is the same on every device); the
+    # caller's RNG state is restored afterwards. Batch order and augmentation use `gen` on the device.
+    with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         gen = torch.Generator(device=device).manual_seed(cfg.seed)
 
         # --- network, with whitening filters from every (un-augmented) training image
         net = build_net(cfg, device)
-        net.whiten.weight.copy_(whitening_filters(data.train_x, cfg.whiten_eps, cfg.whiten_chunk))
+        net.whiten.weight.copy_(data.whitening(cfg.whiten_eps, cfg.whiten_chunk))
         if precision == "fp16":
             net = net.half()  # pure fp16, no autocast or loss scaler: the reference's choice
         autocast = _autocast(device, precision)
         model = torch.compile(net) if cfg.compile else net
         optimizer = make_optimizer(net, cfg)
         loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing, reduction="none")
-        padded = nn.functional.pad(data.train_x.contiguous(), (cfg.pad,) * 4, mode="reflect")
+        padded = data.padded(cfg.pad)
         ema: EMA | None = None
 
         history, train_time, step = [], 0.0, 0
@@ -204,7 +206,7 @@ def train(config: TrainConfig, *, data: Dataset | None = None,
 
     return ok_record(cfg, history=history, device=device, precision=precision, data=data, derived=d,
                      train_time_s=train_time, wall_time_s=time.perf_counter() - wall0, started_at=started_at,
-                     ema_updates=ema.updates if ema is not None else 0)
+                     ema_updates=ema.updates if ema is not None else 0, origin=origin)
 
 
 def _autocast(device: torch.device, precision: str):

@@ -12,12 +12,14 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session")
 def cifar_dir() -> str:
     """The real data set's folder. Under CI its absence is a failure, not a skip."""
-    path = os.environ.get("CIFAR10_DIR")
-    if path and Path(path).is_dir():
-        return path
-    if os.environ.get("CI"):
-        pytest.fail("CIFAR10_DIR is not set to the CIFAR-10 folder; .ci/run must export it")
-    pytest.skip("real CIFAR-10 not available: set CIFAR10_DIR to run this test")
+    from speedrun.data import DataError, resolve_data_dir
+
+    try:  # $CIFAR10_DIR, else the user cache (downloading there where the network allows)
+        return str(resolve_data_dir(None))
+    except DataError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"real CIFAR-10 is required under CI: {exc}")
+        pytest.skip(f"real CIFAR-10 not available: {exc}")
 
 
 def tiny_config(**overrides):

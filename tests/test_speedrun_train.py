@@ -107,11 +107,12 @@ def test_cli_bench_prints_figures():
 
 @pytest.mark.slow
 def test_real_cifar10_learns(cifar_dir):
-    """Width 16, 4 epochs, 10k images: a faithful recipe lands far above chance (measured: see threshold)."""
+    """Width 16, 4 epochs, 10k images: a faithful recipe lands far above chance
+    (measured 0.476 on 2 CPU cores with torch 2.14; chance is 0.10; a broken schedule or whitening lands lower)."""
     cfg = TrainConfig(width=16, epochs=4, seed=0, device="cpu", data_dir=cifar_dir, train_subset=10_000,
                       test_subset=2_000)
     record = train(cfg)
-    assert record["ema_val_acc"] > 0.35, f"EMA accuracy {record['ema_val_acc']:.3f}; a broken recipe?"
+    assert record["ema_val_acc"] > 0.40, f"EMA accuracy {record['ema_val_acc']:.3f}; a broken recipe?"
 
 
 @pytest.mark.gpu

@@ -1,0 +1,105 @@
+"""analysis.load: records → DataFrame; corrupt, failed, incompatible and duplicate records are counted."""
+import json
+import warnings
+
+import pytest
+
+from analysis import AnalysisError, NoRecordsError, RecordWarning, load
+from analysis.testing import make_record, write_records
+
+
+def _study(tmp_path, cells=((64, 10), (64, 20)), seeds=2):
+    records = [make_record(width=w, epochs=e, seed=s, ema_val_acc=0.9 + 0.001 * s) for w, e in cells
+               for s in range(seeds)]
+    write_records(tmp_path, records)
+    return records
+
+
+def test_one_row_per_record_with_config_and_top_level_columns(tmp_path):
+    records = _study(tmp_path)
+    result = load(tmp_path)
+    frame = result.frame
+    assert len(frame) == len(records) == result.n_ok
+    assert result.n_failed == 0 and result.n_skipped == 0
+    for column in ("width", "epochs", "seed", "ema_val_acc", "train_flops", "num_params", "run_id", "history",
+                   "versions.torch", "device", "precision", "config.device", "config.precision", "batch_size"):
+        assert column in frame.columns, column
+    # top-level resolved values keep their names; the config's "auto" moves to config.*
+    assert set(frame["device"]) == {"cuda"} and set(frame["config.device"]) == {"auto"}
+    assert sorted(frame["width"].unique()) == [64]
+    assert isinstance(frame["history"].iloc[0], list)
+    assert "width" in result.config_columns and "config.precision" in result.config_columns
+
+
+def test_corrupt_file_is_skipped_and_named(tmp_path):
+    _study(tmp_path)
+    bad = tmp_path / "runs" / "broken.json"
+    bad.write_text('{"schema_version": 1, "status": "ok", ')
+    with pytest.warns(RecordWarning, match="broken.json"):
+        result = load(tmp_path)
+    assert result.corrupt == [bad]
+    assert result.n_ok == 4 and len(result.frame) == 4
+    assert "1 corrupt" in result.summary()
+
+
+def test_failed_runs_are_excluded_and_counted(tmp_path):
+    _study(tmp_path)
+    write_records(tmp_path, [make_record(width=128, epochs=80, seed=s, status="failed") for s in range(3)])
+    result = load(tmp_path)
+    assert result.n_failed == 3 and result.n_ok == 4
+    assert set(result.frame["status"]) == {"ok"}
+    assert all("out of memory" in error for _, error in result.failures)
+    kept = load(tmp_path, include_failed=True)
+    assert len(kept.frame) == 7 and (kept.frame["status"] == "failed").sum() == 3
+
+
+def test_percent_accuracy_and_non_records_are_reported_not_loaded(tmp_path):
+    _study(tmp_path)
+    write_records(tmp_path, [make_record(width=32, epochs=5, ema_val_acc=95.7)])
+    (tmp_path / "notes.json").write_text(json.dumps({"comment": "not a record"}))
+    with pytest.warns(RecordWarning) as caught:
+        result = load(tmp_path)
+    reasons = " ".join(reason for _, reason in result.incompatible)
+    assert len(result.incompatible) == 2
+    assert "not a fraction" in reasons and "not a run record" in reasons
+    assert any("95.7" in str(w.message) for w in caught)
+    assert 32 not in set(result.frame["width"])
+
+
+def test_other_schema_versions_load_with_a_warning(tmp_path):
+    _study(tmp_path)
+    newer = make_record(width=32, epochs=5, schema_version=2)
+    older = make_record(width=32, epochs=10)
+    del older["schema_version"]
+    older.update(width=32, epochs=10, seed=0)  # pre-schema layout: knobs at top level, no config
+    del older["config"]
+    write_records(tmp_path, [newer, older])
+    with pytest.warns(RecordWarning, match="schema_version"):
+        result = load(tmp_path)
+    assert result.n_ok == 6 and not result.incompatible
+    assert result.schema_versions == {1: 4, 2: 1, None: 1}
+    assert sorted(result.frame.loc[result.frame["width"] == 32, "epochs"]) == [5, 10]
+
+
+def test_duplicate_run_id_is_kept_once(tmp_path):
+    records = _study(tmp_path)
+    copy = tmp_path / "merged" / "runs"
+    copy.mkdir(parents=True)
+    (copy / "again.json").write_text(json.dumps(records[0]))
+    with pytest.warns(RecordWarning, match="duplicate"):
+        result = load(tmp_path)
+    assert len(result.frame) == 4 and len(result.duplicates) == 1
+
+
+def test_missing_or_empty_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(AnalysisError, match="does not exist"):
+        load(tmp_path / "nope")
+    with pytest.raises(NoRecordsError, match="no run records"):
+        load(tmp_path)
+
+
+def test_clean_folder_gives_no_warnings(tmp_path):
+    _study(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load(tmp_path)

@@ -1,0 +1,202 @@
+"""Running studies for real (tiny CPU runs): records, resume, dry run, status, retries and failures."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import speedrun
+import studies
+from studies import RunOptions, load_study, run_study, study_status
+from studies.cli import main
+from studies.locks import claim
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = dict(device="cpu", data="synthetic", train_subset=128, test_subset=64, batch_size=64, threads=1)
+SCHEMA = ("schema_version", "run_id", "study", "status", "error", "attempts", "config", "ema_val_acc", "val_acc",
+          "train_time_s", "wall_time_s", "num_params", "train_flops", "history", "host", "started_at")
+
+
+def write_study(folder: Path, name: str, grid: dict, fixed: dict | None = None, policy: dict | None = None) -> Path:
+    def value(v):
+        return json.dumps(v)  # TOML and JSON agree on numbers, strings, booleans and lists of them
+
+    lines = [f'name = "{name}"', 'description = "a tiny test study"', "[grid]"]
+    lines += [f"{k} = {value(v)}" for k, v in grid.items()]
+    lines += ["[fixed]"] + [f"{k} = {value(v)}" for k, v in {**TINY, **(fixed or {})}.items()]
+    if policy:
+        lines += ["[policy]"] + [f"{k} = {value(v)}" for k, v in policy.items()]
+    path = folder / f"{name}.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run_cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "studies", *args], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=timeout)
+
+
+def records(folder: Path) -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
+
+
+def test_grid_2x2x2_gives_8_ok_records_and_resumes(tmp_path):
+    """Through the CLI in a subprocess, on real CIFAR-10 when $CIFAR10_DIR is set (passed explicitly)."""
+    data_dir = os.environ.get("CIFAR10_DIR")
+    fixed = {"data": "cifar10"} if data_dir else {}
+    path = write_study(tmp_path, "grid", {"width": [2, 4], "epochs": [1, 2], "seed": [0, 1]}, fixed)
+    extra = ["--data-dir", data_dir] if data_dir else []
+    proc = run_cli("run", str(path), "--results", str(tmp_path / "results"), "--no-progress", *extra)
+    assert proc.returncode == 0, proc.stderr
+    assert "8 ok, 0 failed, 0 skipped" in proc.stdout, proc.stdout
+    runs = tmp_path / "results" / "grid" / "runs"
+    got = records(runs)
+    expected = {r.run_id for r in load_study(path).runs()}
+    assert set(got) == expected and len(got) == 8
+    for rid, rec in got.items():
+        missing = [k for k in SCHEMA if k not in rec]
+        assert not missing, f"record {rid} lacks {missing}"
+        assert rec["status"] == "ok" and rec["study"] == "grid" and rec["attempts"] == 1 and rec["run_id"] == rid
+        assert 0.0 <= rec["ema_val_acc"] <= 1.0
+        assert speedrun.run_id(speedrun.TrainConfig(**rec["config"])) == rid, "record config must hash to its id"
+        assert (tmp_path / "results" / "grid" / "logs" / f"{rid}.log").read_text().count("# ok") == 1
+    if data_dir:
+        assert {r["config"]["data_dir"] for r in got.values()} == {data_dir}
+    import pandas as pd
+
+    frame = pd.DataFrame([{**r["config"], **{k: r[k] for k in SCHEMA if k != "config"}} for r in got.values()])
+    assert frame.groupby(["width", "epochs"]).size().tolist() == [2, 2, 2, 2]
+    try:
+        import analysis
+    except ImportError:
+        analysis = None
+    if analysis is not None and hasattr(analysis, "load"):
+        loaded = analysis.load(tmp_path / "results" / "grid")
+        loaded = getattr(loaded, "frame", loaded)
+        assert len(loaded) == 8, "analysis.load must read every record the scheduler wrote"
+
+    again = run_cli("run", str(path), "--results", str(tmp_path / "results"), "--no-progress", *extra)
+    assert again.returncode == 0 and "0 ok, 0 failed, 8 skipped" in again.stdout, again.stdout + again.stderr
+    assert records(runs) == got, "a second run must not touch finished records"
+
+
+def test_dry_run_runs_nothing_and_lists_state(tmp_path, capsys):
+    path = write_study(tmp_path, "dry", {"width": [2], "seed": [0, 1, 2]})
+    results = tmp_path / "results"
+    assert main(["run", str(path), "--results", str(results), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("to run ") == 3 and "dry run" in out
+    assert not results.exists(), "a dry run must create nothing"
+    study = load_study(path)
+    first = study.runs()[0]
+    run_study(dataclasses.replace(study, grid={"width": (2,), "seed": (0,)}),
+              RunOptions(results=str(results), jobs=1, progress=False))
+    assert main(["run", str(path), "--results", str(results), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert f"done                       {first.run_id}" in out and out.count("to run ") == 2
+    assert len(list((results / "dry" / "runs").glob("*.json"))) == 1
+
+
+def test_status_counts_each_state_per_cell(tmp_path, capsys):
+    path = write_study(tmp_path, "stat", {"width": [2, 4], "seed": [0, 1, 2]})
+    study = load_study(path)
+    runs = {(r.point["width"], r.point["seed"]): r for r in study.runs()}
+    results = tmp_path / "results"
+    sub = dataclasses.replace(study, grid={"width": (2,), "seed": (0, 1)})
+    assert run_study(sub, RunOptions(results=str(results), jobs=1, progress=False)).ok == 2
+    paths = studies.StudyPaths.of(results, "stat")
+    failed = runs[(4, 0)]
+    paths.write_record(speedrun.failed_record(failed.config, "RuntimeError: boom", study="stat", attempts=2))
+    held = claim(paths.lock_path(runs[(4, 1)].run_id), runs[(4, 1)].run_id)  # a live scheduler: this process
+    try:
+        status = study_status(study, str(results))
+        cells = {c.cell["width"]: c for c in status.cells}
+        assert (cells[2].done, cells[2].failed, cells[2].running, cells[2].pending) == (2, 0, 0, 1)
+        assert (cells[4].done, cells[4].failed, cells[4].running, cells[4].pending) == (0, 1, 1, 1)
+        assert cells[2].flops_done > 0 and cells[4].flops_done == 0
+        assert cells[4].flops_remaining == 3 * speedrun.estimate_train_flops(failed.config)
+        assert main(["status", str(path), "--results", str(results)]) == 0
+        out = capsys.readouterr().out
+        assert "done  failed  running  pending" in out and "FLOPs left" in out
+        assert out.splitlines()[-1].split()[:5] == ["total", "2", "1", "1", "2"]
+        plan_out = main(["run", str(path), "--results", str(results), "--dry-run"])
+        assert plan_out == 0 and "running elsewhere" in capsys.readouterr().out
+    finally:
+        held.release()
+
+
+def test_failing_run_is_retried_then_recorded_as_failed(tmp_path, monkeypatch, capsys):
+    """In-process (--jobs 1): train is patched to fail; one run fails once then succeeds, one always fails."""
+    path = write_study(tmp_path, "flaky", {"seed": [0, 1, 2]}, policy={"retries": 2})
+    study = load_study(path)
+    ids = [r.run_id for r in study.runs()]
+    calls: dict[int, int] = {}
+    real_train = speedrun.train
+
+    def flaky_train(config, *, progress=None):
+        calls[config.seed] = calls.get(config.seed, 0) + 1
+        if config.seed == 1 or (config.seed == 2 and calls[2] == 1):
+            raise RuntimeError(f"injected failure for seed {config.seed}\nsecond line")
+        return real_train(config, progress=progress)
+
+    monkeypatch.setattr(speedrun, "train", flaky_train)
+    code = main(["run", str(path), "--results", str(tmp_path / "r"), "--jobs", "1", "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 1, "a failed run must make the exit code non-zero"
+    assert calls == {0: 1, 1: 3, 2: 2}, "retries = 2 means three attempts at most"
+    assert "1 ok" not in out and "2 ok, 1 failed" in out and "injected failure for seed 1" in out
+    got = records(tmp_path / "r" / "flaky" / "runs")
+    assert got[ids[0]]["status"] == "ok" and got[ids[0]]["attempts"] == 1
+    assert got[ids[2]]["status"] == "ok" and got[ids[2]]["attempts"] == 2
+    bad = got[ids[1]]
+    assert bad["status"] == "failed" and bad["attempts"] == 3 and bad["study"] == "flaky"
+    assert bad["error"] == "RuntimeError: injected failure for seed 1 second line" and bad["ema_val_acc"] is None
+    log = (tmp_path / "r" / "flaky" / "logs" / f"{ids[1]}.log").read_text()
+    assert log.count("# attempt ") == 3 and "Traceback" in log and "gave up after 3" in log
+
+    monkeypatch.setattr(speedrun, "train", real_train)  # a rerun retries the failed run, keeps the ok ones
+    assert main(["run", str(path), "--results", str(tmp_path / "r"), "--jobs", "1", "--no-progress"]) == 0
+    assert "1 ok, 0 failed, 2 skipped" in capsys.readouterr().out
+    assert records(tmp_path / "r" / "flaky" / "runs")[ids[1]]["status"] == "ok"
+
+
+def test_timeout_fails_the_attempt(tmp_path):
+    path = write_study(tmp_path, "slow", {"seed": [0]}, {"epochs": 2}, policy={"retries": 1, "timeout_s": 1e-3})
+    summary = run_study(load_study(path), RunOptions(results=str(tmp_path / "r"), jobs=1, progress=False))
+    assert summary.failed == 1 and summary.exit_code == 1
+    (rec,) = records(tmp_path / "r" / "slow" / "runs").values()
+    assert rec["status"] == "failed" and rec["attempts"] == 2
+    assert rec["error"].startswith("RunTimeout: attempt exceeded timeout_s=0.001 after epoch 1 of 2")
+
+
+def test_runtime_error_in_worker_processes_gives_failed_records_and_exit_1(tmp_path):
+    """Real CIFAR-10 requested from an empty folder: valid config, fails at run time, in loky workers."""
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    path = write_study(tmp_path, "nodata", {"seed": [0, 1]}, {"data": "cifar10"}, policy={"retries": 1})
+    proc = run_cli("run", str(path), "--results", str(tmp_path / "r"), "--jobs", "2", "--data-dir", str(empty),
+                   "--no-progress")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "0 ok, 2 failed" in proc.stdout
+    for rec in records(tmp_path / "r" / "nodata" / "runs").values():
+        assert rec["status"] == "failed" and rec["attempts"] == 2 and str(empty) in rec["error"]
+    assert not list((tmp_path / "r" / "nodata" / "locks").iterdir())
+
+
+def test_bad_options_and_unwritable_results_exit_2_before_running(tmp_path):
+    path = write_study(tmp_path, "opts", {"seed": [0]})
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    for args, message in [(["--results", str(blocker)], "cannot write to"),
+                          (["--backend", "dask"], "--backend dask needs --address"),
+                          (["--devices", "0,x"], "--devices '0,x': expected distinct GPU indices"),
+                          (["--jobs", "0"], "--jobs 0: expected an integer >= 1")]:
+        proc = run_cli("run", str(path), "--results", str(tmp_path / "r"), *args)
+        assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, (args, proc.stderr)
+    assert not (tmp_path / "r" / "opts" / "runs").exists() or not list((tmp_path / "r" / "opts" / "runs").iterdir())
