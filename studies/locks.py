@@ -39,6 +39,7 @@ class LockInfo:
     token: str | None
     started_at: str | None
     heartbeat_age_s: float  # seconds since the owner last touched it
+    supervisor: int | None = None  # the scheduler pid a worker on the same host serves (it exits when that dies)
 
     def stale_reason(self, ttl_s: float = LOCK_TTL_S) -> str | None:
         """Why this lock may be broken, or None while its owner is presumed alive."""
@@ -47,6 +48,12 @@ class LockInfo:
         if self.heartbeat_age_s > ttl_s:
             return f"no heartbeat for {self.heartbeat_age_s:.0f}s (limit {ttl_s:.0f}s)"
         return None
+
+    def orphaned(self) -> bool:
+        """Held by a live worker on this host whose scheduler died: the worker is about to exit (its watchdog
+        polls every second), so wait for it rather than break a lock whose owner might still write."""
+        return (self.host == host() and self.supervisor is not None and self.pid is not None
+                and pid_alive(self.pid) and not pid_alive(self.supervisor))
 
     def describe(self) -> str:
         return f"{self.host or '?'}:{self.pid or '?'} since {self.started_at or '?'}"
@@ -63,9 +70,10 @@ def read_lock(path: Path) -> LockInfo | None:
     try:
         data = json.loads(raw)
         owner_host, pid, token, started = str(data["host"]), int(data["pid"]), str(data["token"]), data.get("started_at")
-    except (ValueError, KeyError, TypeError):
-        owner_host, pid, token, started = None, None, None, None
-    return LockInfo(path, raw, owner_host, pid, token, started, max(0.0, time.time() - mtime))
+        supervisor = int(data["supervisor"]) if data.get("supervisor") is not None else None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        owner_host, pid, token, started, supervisor = None, None, None, None, None
+    return LockInfo(path, raw, owner_host, pid, token, started, max(0.0, time.time() - mtime), supervisor)
 
 
 @dataclass
@@ -97,13 +105,14 @@ class Claim:
                 pass
 
 
-def claim(path: Path, run_id: str, *, ttl_s: float = LOCK_TTL_S) -> Claim | LockInfo:
-    """Take the lock for `run_id`; breaks a stale one. Returns the Claim, or the live holder's LockInfo."""
+def claim(path: Path, run_id: str, *, supervisor: int | None = None, ttl_s: float = LOCK_TTL_S) -> Claim | LockInfo:
+    """Take the lock for `run_id`; breaks a stale one. Returns the Claim, or the live holder's LockInfo.
+    `supervisor`: for a worker process, the pid of the scheduler it serves on this host."""
     token = secrets.token_hex(8)
     content = json.dumps({
         "run_id": run_id, "host": host(), "pid": os.getpid(), "token": token,
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "heartbeat_s": HEARTBEAT_S, "ttl_s": ttl_s,
+        "heartbeat_s": HEARTBEAT_S, "ttl_s": ttl_s, "supervisor": supervisor,
     }).encode()
     holder: LockInfo | None = None
     for _ in range(5):

@@ -106,6 +106,7 @@ class StudyPaths:
                 except FileNotFoundError:
                     pass
         for info in self.all_locks():
+            info = _wait_for_orphan(info)
             reason = info.stale_reason()
             if reason and break_if_stale(info):
                 removed.append(f"broke stale lock {info.path.name} ({reason})")
@@ -152,6 +153,14 @@ class StudyPaths:
         path = self.record_path(record["run_id"])
         atomic_write_text(path, json.dumps(record, indent=1, sort_keys=False, default=str) + "\n")
         return path
+
+
+def _wait_for_orphan(info: LockInfo, limit_s: float = 15.0) -> LockInfo:
+    """A worker of a killed scheduler exits within about a second; wait for it, then look at its lock again."""
+    deadline = time.monotonic() + limit_s
+    while info.orphaned() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return read_lock(info.path) or info
 
 
 def _temp_is_orphan(path: Path, owner: tuple[str, int]) -> bool:

@@ -59,7 +59,7 @@ class RunOutcome:
 def execute_run(task: RunTask) -> RunOutcome:
     """Run `task` to an ok or failed record, unless someone else holds or has finished it."""
     paths = StudyPaths(Path(task.root))
-    held = claim(paths.lock_path(task.run_id), task.run_id)
+    held = claim(paths.lock_path(task.run_id), task.run_id, supervisor=task.watch_pid)
     if isinstance(held, LockInfo):
         return RunOutcome(task.run_id, "elsewhere", where=held.describe())
     beat = _Heartbeat(held, task.watch_pid)

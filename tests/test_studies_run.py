@@ -17,7 +17,7 @@ from studies.cli import main
 from studies.locks import claim
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = dict(device="cpu", data="synthetic", train_subset=128, test_subset=64, batch_size=64, threads=1)
+TINY = dict(width=2, epochs=1, device="cpu", data="synthetic", train_subset=128, test_subset=64, batch_size=64, threads=1)
 SCHEMA = ("schema_version", "run_id", "study", "status", "error", "attempts", "config", "ema_val_acc", "val_acc",
           "train_time_s", "wall_time_s", "num_params", "train_flops", "history", "host", "started_at")
 
@@ -28,7 +28,8 @@ def write_study(folder: Path, name: str, grid: dict, fixed: dict | None = None, 
 
     lines = [f'name = "{name}"', 'description = "a tiny test study"', "[grid]"]
     lines += [f"{k} = {value(v)}" for k, v in grid.items()]
-    lines += ["[fixed]"] + [f"{k} = {value(v)}" for k, v in {**TINY, **(fixed or {})}.items()]
+    fixed = {k: v for k, v in {**TINY, **(fixed or {})}.items() if k not in grid}
+    lines += ["[fixed]"] + [f"{k} = {value(v)}" for k, v in fixed.items()]
     if policy:
         lines += ["[policy]"] + [f"{k} = {value(v)}" for k, v in policy.items()]
     path = folder / f"{name}.toml"
@@ -91,7 +92,7 @@ def test_dry_run_runs_nothing_and_lists_state(tmp_path, capsys):
     results = tmp_path / "results"
     assert main(["run", str(path), "--results", str(results), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert out.count("to run ") == 3 and "dry run" in out
+    assert out.count("  to run ") == 3 and "dry run" in out
     assert not results.exists(), "a dry run must create nothing"
     study = load_study(path)
     first = study.runs()[0]
@@ -99,7 +100,7 @@ def test_dry_run_runs_nothing_and_lists_state(tmp_path, capsys):
               RunOptions(results=str(results), jobs=1, progress=False))
     assert main(["run", str(path), "--results", str(results), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert f"done                       {first.run_id}" in out and out.count("to run ") == 2
+    assert f"done                       {first.run_id}" in out and out.count("  to run ") == 2
     assert len(list((results / "dry" / "runs").glob("*.json"))) == 1
 
 
@@ -189,14 +190,19 @@ def test_runtime_error_in_worker_processes_gives_failed_records_and_exit_1(tmp_p
     assert not list((tmp_path / "r" / "nodata" / "locks").iterdir())
 
 
-def test_bad_options_and_unwritable_results_exit_2_before_running(tmp_path):
+def test_bad_options_and_unwritable_results_exit_2_before_running(tmp_path, capsys):
     path = write_study(tmp_path, "opts", {"seed": [0]})
     blocker = tmp_path / "file"
     blocker.write_text("")
-    for args, message in [(["--results", str(blocker)], "cannot write to"),
-                          (["--backend", "dask"], "--backend dask needs --address"),
+    proc = run_cli("run", str(path), "--results", str(blocker))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines() == [f"error: cannot write to {blocker}/opts/runs (Not a directory); "
+                                                f"free space, fix permissions, or pass --results DIR"]
+    for args, message in [(["--backend", "dask"], "--backend dask needs --address"),
                           (["--devices", "0,x"], "--devices '0,x': expected distinct GPU indices"),
+                          (["--devices", "0"], "--devices given, but the study fixes device to cpu"),
                           (["--jobs", "0"], "--jobs 0: expected an integer >= 1")]:
-        proc = run_cli("run", str(path), "--results", str(tmp_path / "r"), *args)
-        assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, (args, proc.stderr)
-    assert not (tmp_path / "r" / "opts" / "runs").exists() or not list((tmp_path / "r" / "opts" / "runs").iterdir())
+        assert main(["run", str(path), "--results", str(tmp_path / "r"), *args]) == 2, args
+        err = capsys.readouterr().err
+        assert message in err, (args, err)
+    assert not (tmp_path / "r" / "opts" / "runs").exists(), "nothing may run or be created after an option error"
