@@ -1,8 +1,8 @@
 """Fit the scaling laws of `laws.py` to run records, with 95% bootstrap intervals on every parameter.
 
-error = 1 − ema_val_acc per run. The point estimate and every bootstrap draw are fitted the same way (Huber
-loss on log residuals, L-BFGS-B from the full start grid; see optimize.py); draws resample the runs (seeds)
-within each grid cell.
+error = 1 − ema_val_acc. The law is fitted to each grid cell's mean error over its seeds. The point estimate
+and every bootstrap draw are fitted the same way (Huber loss on log residuals, L-BFGS-B from the full start
+grid; see optimize.py); draws resample the runs (seeds) within each grid cell.
 """
 from __future__ import annotations
 
@@ -15,13 +15,11 @@ from .aggregates import cell_columns, ok_runs
 from .bootstrap import bootstrap_params, cell_groups, draw_rows, percentile_interval
 from .errors import AnalysisError, NotEnoughPointsError
 from .laws import LAWS, Law, compute_law, epochs_law, joint_law, log_error
-from .optimize import fit_problem, make_problem, to_raw
+from .optimize import cell_errors, fit_problem, make_problem, to_raw
 from .records import METRIC
 
 __all__ = ["FitResult", "FitSkipped", "fit", "fit_law", "fit_epochs_law", "fit_epochs_laws", "fit_joint_law",
-           "fit_compute_law", "MIN_ERROR"]
-
-MIN_ERROR = 1e-6  # errors are floored here before taking logs (a perfect score on a tiny test subset)
+           "fit_compute_law"]
 _MIN_DISTINCT_PER_VARIABLE = 3  # two values of a variable cannot separate its coefficient, exponent and floor
 
 
@@ -35,9 +33,9 @@ class FitResult:
     params: dict[str, float]  # point estimates, in the law's own units
     intervals: dict[str, tuple[float, float]]  # 95% bootstrap intervals (NaN if n_boot = 0)
     n_points: int  # runs fitted
-    n_cells: int  # distinct points of the law's variables
+    n_cells: int  # grid cells (the law is fitted to their mean errors)
     n_boot: int  # bootstrap draws
-    residual_rmse: float  # root-mean-square of observed − fitted error over the runs (error units)
+    residual_rmse: float  # root-mean-square of observed cell-mean error − fitted error, over cells
     loss: float  # mean Huber loss (/δ) of log residuals at the optimum
     n_starts: int  # L-BFGS-B starts per fit (point estimate and each draw)
     subset: dict = field(default_factory=dict)  # fixed columns, e.g. {"width": 64} for a per-width law
@@ -126,22 +124,26 @@ def fit_law(frame: pd.DataFrame, law: Law, *, n_boot: int = 200, n_jobs: int = 1
         raise AnalysisError(f"the runs also vary in {others}; a law in width and epochs needs them fixed: "
                             f"select one value first, e.g. frame[frame[{others[0]!r}] == value]")
     x = _variables(runs, law)
-    error = np.clip(1.0 - runs[METRIC].to_numpy(dtype=float), MIN_ERROR, None)
     _check_enough(law, x, subset)
 
-    problem = make_problem(law, x, error)
+    groups = cell_groups(runs[cells].to_numpy())
+    cell = np.empty(len(runs), dtype=int)
+    for k, rows in enumerate(groups):
+        cell[rows] = k
+    problem = make_problem(law, x, 1.0 - runs[METRIC].to_numpy(dtype=float), cell)
     theta, loss = fit_problem(problem)
     params = to_raw(problem, theta)[0]
-    draws = bootstrap_params(problem, draw_rows(cell_groups(runs[cells].to_numpy()), n_boot, seed), n_jobs)
+    draws = bootstrap_params(problem, draw_rows(groups, n_boot, seed), n_jobs)
     low, high = percentile_interval(draws)
-    fitted = np.exp(log_error(law, params, x))
+    fitted = np.exp(log_error(law, params, np.exp(problem.logx + problem.log_scale)))
+    observed = cell_errors(problem)
     sizes = runs.groupby("width")["num_params"].first() if "num_params" in runs else pd.Series(dtype=float)
     return FitResult(
         law=law.name, formula=law.formula, variables=law.variables,
         params={name: float(v) for name, v in zip(law.params, params)},
         intervals={name: (float(lo), float(hi)) for name, lo, hi in zip(law.params, low, high)},
-        n_points=len(runs), n_cells=len(np.unique(x, axis=0)), n_boot=len(draws),
-        residual_rmse=float(np.sqrt(np.mean((error - fitted) ** 2))), loss=loss, n_starts=len(problem.starts),
+        n_points=len(runs), n_cells=len(groups), n_boot=len(draws),
+        residual_rmse=float(np.sqrt(np.mean((observed - fitted) ** 2))), loss=loss, n_starts=len(problem.starts),
         subset=dict(subset or {}), size_of_width={_plain(w): float(n) for w, n in sizes.dropna().items()},
         draws=draws)
 

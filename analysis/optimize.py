@@ -22,9 +22,11 @@ try:  # optional: without it fits are correct but can be ~10× slower on a busy 
 except ImportError:  # pragma: no cover - depends on the environment
     threadpool_limits = None
 
-__all__ = ["Problem", "HUBER_DELTA", "make_problem", "fit_problem", "to_raw", "one_blas_thread"]
+__all__ = ["Problem", "HUBER_DELTA", "MIN_ERROR", "make_problem", "cell_errors", "fit_problem", "to_raw",
+           "one_blas_thread"]
 
 HUBER_DELTA = 1e-3  # Hoffmann et al. 2022, Besiroglu et al. 2024
+MIN_ERROR = 1e-6  # cell-mean errors are floored here before taking logs (a perfect score on a tiny test subset)
 # The start grid: the product of these, per parameter kind (6 starts for a one-term law, 18 for the joint law).
 # Exponents are where distinct local optima live, so they get the most values; the constant and coefficients
 # are multiples of the data's own error scale. Kept modest so a 200-draw bootstrap, which refits from the
@@ -41,34 +43,52 @@ _BOUNDS_EXPONENT = (0.0, 10.0)
 
 @dataclass(frozen=True)
 class Problem:
-    """Everything one fit needs, as arrays: built once, refitted on every bootstrap draw."""
+    """Everything one fit needs, as arrays: built once, refitted on every bootstrap draw.
+
+    The law is fitted to each grid cell's mean error over its runs (seeds): replicate seeds measure the same
+    expected error, and a bootstrap draw resamples the runs within each cell and recomputes the means."""
 
     law: Law
-    logx: np.ndarray  # (n, terms) log(x / x_centre)
-    logy: np.ndarray  # (n,) log observed error
+    logx: np.ndarray  # (cells, terms) log(x / x_centre), one row per grid cell
+    error: np.ndarray  # (runs,) observed error of each run
+    cell: np.ndarray  # (runs,) the row of `logx` each run belongs to
     log_scale: np.ndarray  # (terms,) mean log x per term: the centre of the data
     starts: np.ndarray  # (n_starts, params) internal start points
     bounds: tuple  # L-BFGS-B bounds per internal parameter
 
 
-def make_problem(law: Law, x: np.ndarray, error: np.ndarray) -> Problem:
-    x = np.asarray(x, dtype=float).reshape(len(error), len(law.terms))
+def make_problem(law: Law, x: np.ndarray, error: np.ndarray, cell: np.ndarray | None = None) -> Problem:
+    """`x` (runs, terms) and `error` (runs,) per run; `cell` numbers each run's grid cell 0..k-1 (default:
+    every run its own cell)."""
     error = np.asarray(error, dtype=float)
-    log_scale = np.log(x).mean(axis=0)
-    lo, mid = float(error.min()), float(np.median(error))
+    x = np.asarray(x, dtype=float).reshape(len(error), len(law.terms))
+    cell = np.arange(len(error)) if cell is None else np.asarray(cell)
+    counts = np.bincount(cell)
+    cell_x = np.column_stack([np.bincount(cell, weights=column) / counts for column in x.T])
+    log_scale = np.log(cell_x).mean(axis=0)
+    means = np.bincount(cell, weights=error) / counts
+    lo, mid = float(means.min()), float(np.median(means))
     grids = [np.log(lo * np.array(_CONSTANT_STARTS))]
     bounds = [_BOUNDS_LOG]
     for _ in law.terms:
         grids += [np.log(mid * np.array(_COEF_STARTS)), np.array(_EXPONENT_STARTS)]
         bounds += [_BOUNDS_LOG, _BOUNDS_EXPONENT]
     starts = np.array(list(itertools.product(*grids)))
-    return Problem(law, np.log(x) - log_scale, np.log(error), log_scale, starts, tuple(bounds))
+    return Problem(law, np.log(cell_x) - log_scale, error, cell, log_scale, starts, tuple(bounds))
+
+
+def cell_errors(problem: Problem, rows: np.ndarray | None = None) -> np.ndarray:
+    """Mean error per cell over `rows` (a resample of run positions; default: every run once)."""
+    rows = np.arange(len(problem.error)) if rows is None else rows
+    cells = problem.cell[rows]
+    return np.bincount(cells, weights=problem.error[rows], minlength=len(problem.logx)) / np.bincount(
+        cells, minlength=len(problem.logx))
 
 
 def fit_problem(problem: Problem, rows: np.ndarray | None = None) -> tuple[np.ndarray, float]:
-    """Best internal parameters over all starts and their loss; `rows` selects (resampled) data rows."""
-    logx = problem.logx if rows is None else problem.logx[rows]
-    logy = problem.logy if rows is None else problem.logy[rows]
+    """Best internal parameters over all starts and their loss; `rows` selects (resampled) runs."""
+    logx = problem.logx
+    logy = np.log(np.clip(cell_errors(problem, rows), MIN_ERROR, None))
     best_theta, best_loss = problem.starts[0], np.inf
     with one_blas_thread():
         for start in problem.starts:

@@ -56,14 +56,15 @@ def format_fit_params(fits: list) -> pd.DataFrame:
     for fit in fits:
         where = ", ".join(f"{k}={v}" for k, v in fit.subset.items()) or "all runs"
         if isinstance(fit, FitSkipped):
-            rows.append({"fit": f"{fit.law} ({where})", "parameters (95% interval)": f"not fitted: {fit.reason}"})
+            rows.append({"fit": f"{fit.law} ({where})", "parameters (95% interval)": f"not fitted: {fit.reason}",
+                         "runs / cells": "", "bootstrap draws": "", "residual RMSE (error)": ""})
             continue
         params = "; ".join(f"{name} = {fmt(value)} [{fmt(fit.intervals[name][0], 3)}, {fmt(fit.intervals[name][1], 3)}]"
                            for name, value in fit.params.items())
         rows.append({"fit": f"{fit.law} ({where})", "parameters (95% interval)": params,
                      "runs / cells": f"{fit.n_points} / {fit.n_cells}", "bootstrap draws": fit.n_boot,
                      "residual RMSE (error)": fmt(fit.residual_rmse, 3)})
-    return pd.DataFrame(rows).fillna("")
+    return pd.DataFrame(rows)
 
 
 def _plain(value):

@@ -19,11 +19,12 @@ _FLOPS_PER_WIDTH2 = 1.0e8 / 64**2  # forward FLOPs per image ≈ this × width²
 
 def make_record(*, width: int = 64, epochs: int = 10, seed: int = 0, ema_val_acc: float | None = 0.94,
                 status: str = "ok", study: str | None = "synthetic", train_images: int = 50_000,
-                seconds_per_gflop: float = 2e-7, **overrides) -> dict:
-    """A complete, realistic schema-1 record dict; `overrides` replace top-level fields."""
+                seconds_per_gflop: float = 2e-7, config: dict | None = None, **overrides) -> dict:
+    """A complete, realistic schema-1 record dict; `config` updates config fields, `overrides` replace
+    top-level fields."""
     config = {"width": width, "epochs": epochs, "seed": seed, "device": "auto", "precision": "auto",
               "compile": False, "threads": None, "data": "cifar10", "data_dir": None, "train_subset": None,
-              "test_subset": None, "batch_size": 512}
+              "test_subset": None, "batch_size": 512, **(config or {})}
     run_id = hashlib.sha256(json.dumps({k: v for k, v in config.items() if k not in ("device", "data_dir",
                             "compile", "threads")}, sort_keys=True).encode()).hexdigest()[:12]
     forward = round(_FLOPS_PER_WIDTH2 * width**2)

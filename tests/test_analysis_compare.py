@@ -1,0 +1,71 @@
+"""compare: Welch's test against scipy, the published reference file, and clear messages for too few runs."""
+import json
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from analysis import (AnalysisError, Comparison, NotEnoughPointsError, compare, compare_cell, load,
+                      load_reference)
+from analysis.reference import DEFAULT_REFERENCE
+from analysis.testing import make_record, write_records
+
+PUBLISHED = [95.72, 95.83, 95.76, 95.99, 95.72, 95.66, 95.53]
+
+
+def test_reference_file_holds_the_published_numbers_as_fractions():
+    reference = load_reference()
+    assert reference.published_values == tuple(PUBLISHED) and reference.units == "percent"
+    assert reference.values == pytest.approx([v / 100 for v in PUBLISHED])
+    assert (reference.width, reference.epochs, reference.n) == (128, 80, 7)
+    assert np.mean(reference.values) == pytest.approx(0.95744, abs=1e-5)
+    assert "PUBLISHED" in reference.note and "v0.3.0" in reference.source and reference.hardware == "A100"
+
+
+def test_welch_matches_scipy():
+    reference = load_reference()
+    ours = [0.9561, 0.9549, 0.9580, 0.9555]
+    result = compare(ours, reference)
+    expected = stats.ttest_ind(ours, reference.values, equal_var=False)
+    assert isinstance(result, Comparison)
+    assert result.t == pytest.approx(expected.statistic)
+    assert result.p_value == pytest.approx(expected.pvalue)
+    assert result.df == pytest.approx(expected.df)
+    low, high = expected.confidence_interval(0.95)
+    assert (result.ci_low, result.ci_high) == (pytest.approx(low), pytest.approx(high))
+    assert result.difference == pytest.approx(np.mean(ours) - np.mean(reference.values))
+    assert result.n == 4 and result.reference_n == 7
+    assert "Welch" in result.summary()
+
+
+def test_plain_sequences_and_unit_mismatch():
+    a, b = [1.0, 2.0, 3.0, 4.0], [2.0, 2.5, 3.5, 6.0, 7.0]
+    assert compare(a, b).p_value == pytest.approx(stats.ttest_ind(a, b, equal_var=False).pvalue)
+    with pytest.raises(AnalysisError, match="units"):
+        compare([0.95, 0.96], PUBLISHED)
+
+
+def test_one_run_is_not_enough():
+    with pytest.raises(NotEnoughPointsError, match="need ≥2 runs in our cell, have 1"):
+        compare([0.957], load_reference())
+
+
+def test_compare_cell_picks_the_reference_cell(tmp_path):
+    write_records(tmp_path, [make_record(width=128, epochs=80, seed=s, ema_val_acc=0.955 + 0.001 * s)
+                             for s in range(3)] + [make_record(width=64, epochs=10, ema_val_acc=0.91)])
+    frame = load(tmp_path).frame
+    result = compare_cell(frame)
+    assert result.n == 3 and result.mean == pytest.approx(0.956)
+    with pytest.raises(AnalysisError, match=r"cells present \(width, epochs\): \[\(64, 10\), \(128, 80\)\]"):
+        compare_cell(frame, width=96, epochs=80)
+
+
+def test_reference_file_errors(tmp_path):
+    with pytest.raises(AnalysisError, match="not found"):
+        load_reference(tmp_path / "missing.json")
+    wrong = json.loads(DEFAULT_REFERENCE.read_text())
+    wrong["mean"] = 90.0
+    path = tmp_path / "wrong.json"
+    path.write_text(json.dumps(wrong))
+    with pytest.raises(AnalysisError, match="stated mean"):
+        load_reference(path)
