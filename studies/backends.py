@@ -94,7 +94,7 @@ class DaskPool(Pool):
         except ImportError:
             raise BackendError("--backend dask needs dask.distributed: pip install 'dask[distributed]'") from None
         try:
-            self.client = Client(address, timeout="20s")
+            self.client = Client(address)  # waits distributed.comm.timeouts.connect (dask config) for it
         except (OSError, TimeoutError) as e:
             raise BackendError(f"no dask scheduler answered at {address} ({type(e).__name__}: {e}); start one with "
                                f"`dask scheduler` and workers with `dask worker {address} --nthreads 1` "

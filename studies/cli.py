@@ -28,9 +28,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--jobs", type=int, metavar="N",
                      help="runs at once (default: one per GPU, else 1); --jobs 1 runs in this process, for debugging")
     run.add_argument("--devices", metavar="0,1,...", help="GPU indices to use (default: all visible)")
-    run.add_argument("--backend", default="loky", choices=("loky", "dask"),
-                     help="loky: worker processes on this machine (default); dask: a dask.distributed cluster")
-    run.add_argument("--address", metavar="tcp://HOST:8786", help="the dask scheduler (with --backend dask)")
+    run.add_argument("--backend", choices=("loky", "dask"),
+                     help="loky: worker processes on this machine (default); dask: a dask.distributed cluster "
+                          "(the default when --address is given)")
+    run.add_argument("--address", metavar="tcp://HOST:8786", help="the dask scheduler to send runs to")
     run.add_argument("--data-dir", metavar="DIR",
                      help="folder holding cifar-10-batches-py, for every run (default: $CIFAR10_DIR, then the cache)")
     run.add_argument("--dry-run", action="store_true", help="list what would run and what is done; run nothing")
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         options = RunOptions(results=args.results, jobs=args.jobs,
                              devices=parse_devices(args.devices) if args.devices is not None else None,
-                             backend=args.backend, address=args.address, data_dir=args.data_dir,
+                             backend=args.backend or ("dask" if args.address else "loky"), address=args.address, data_dir=args.data_dir,
                              dry_run=args.dry_run, progress=not args.no_progress)
         summary = run_study(study, options)
     except (DeviceError, StoreError, BackendError, ValueError) as e:

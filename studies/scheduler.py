@@ -74,6 +74,8 @@ def run_study(study: Study, options: RunOptions, *, out: TextIO | None = None, e
     if options.backend == "dask" and not options.address:
         raise ValueError("--backend dask needs --address tcp://HOST:8786 of a running dask scheduler "
                          "(see studies/README.md)")
+    if options.backend != "dask" and options.address:
+        raise ValueError(f"--address {options.address} is for --backend dask; drop --backend {options.backend}")
     if options.backend == "dask" and (options.devices is not None or options.jobs is not None):
         raise ValueError("--jobs/--devices apply to --backend loky; with dask, start one worker per GPU "
                          "(CUDA_VISIBLE_DEVICES=i dask worker ADDRESS --nthreads 1)")
@@ -85,28 +87,27 @@ def run_study(study: Study, options: RunOptions, *, out: TextIO | None = None, e
 
     slots = [None] if options.backend == "dask" else plan_slots(
         {r.config.device for r in study.runs()}, options.jobs, options.devices)
-    paths.prepare()
-    for line in paths.clean_leftovers():
-        print(f"note: {line}", file=err)
-    plan = plan_study(study, paths)
-    for problem in plan.problems:
-        print(f"warning: {problem}", file=err)
-    summary = Summary(study.name, skipped=plan.count("done"), elsewhere=plan.count("running"))
-    todo = plan.todo
-    print(f"{study.name}: {len(plan.runs)} runs — {summary.skipped} done, {summary.elsewhere} running elsewhere, "
-          f"{len(todo)} to run on {_where(options, slots)}; results in {paths.root}", file=err)
-    if not todo:
-        summary.seconds = time.perf_counter() - t0
-        return summary
-
-    pool = _make_pool(study, options, slots)
+    summary = Summary(study.name)
+    pool: Pool | None = _make_pool(study, options, slots)  # connects to dask: an unreachable cluster fails first
     try:
-        _execute(study, options, paths, pool, slots, todo, summary, err)
+        paths.prepare()
+        for line in paths.clean_leftovers():
+            print(f"note: {line}", file=err)
+        plan = plan_study(study, paths)
+        for problem in plan.problems:
+            print(f"warning: {problem}", file=err)
+        summary.skipped, summary.elsewhere, todo = plan.count("done"), plan.count("running"), plan.todo
+        print(f"{study.name}: {len(plan.runs)} runs — {summary.skipped} done, {summary.elsewhere} running elsewhere, "
+              f"{len(todo)} to run on {_where(options, slots)}; results in {paths.root}", file=err)
+        if todo:
+            _execute(study, options, paths, pool, slots, todo, summary, err)
     except KeyboardInterrupt:
         summary.interrupted = True
         pool.close(kill=True)
-    else:
-        pool.close()
+        pool = None
+    finally:
+        if pool is not None:
+            pool.close()
     summary.seconds = time.perf_counter() - t0
     return summary
 

@@ -1,6 +1,8 @@
 """analysis.load: records → DataFrame; corrupt, failed, incompatible and duplicate records are counted."""
 import json
+import re
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -22,7 +24,8 @@ def test_one_row_per_record_with_config_and_top_level_columns(tmp_path):
     assert len(frame) == len(records) == result.n_ok
     assert result.n_failed == 0 and result.n_skipped == 0
     for column in ("width", "epochs", "seed", "ema_val_acc", "train_flops", "num_params", "run_id", "history",
-                   "versions.torch", "device", "precision", "config.device", "config.precision", "batch_size"):
+                   "versions.torch", "device", "precision", "config.device", "config.precision", "batch_size",
+                   "threads", "config.threads"):
         assert column in frame.columns, column
     # top-level resolved values keep their names; the config's "auto" moves to config.*
     assert set(frame["device"]) == {"cuda"} and set(frame["config.device"]) == {"auto"}
@@ -103,3 +106,26 @@ def test_clean_folder_gives_no_warnings(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         load(tmp_path)
+
+
+def test_synthetic_records_have_exactly_the_documented_fields():
+    """analysis.testing.make_record follows results/README.md, so these tests exercise the real contract."""
+    readme = (Path(__file__).resolve().parents[1] / "results" / "README.md").read_text(encoding="utf-8")
+    documented = set()
+    for line in readme.splitlines():
+        if line.startswith("| `"):
+            documented |= set(re.findall(r"`([a-z_]+)`", line.split("|")[1]))
+    assert {"schema_version", "ema_val_acc", "config", "history", "versions"} <= documented
+    assert set(make_record()) == documented, set(make_record()) ^ documented
+
+
+def test_a_record_written_by_speedrun_loads(tmp_path):
+    pytest.importorskip("torch")
+    record_module = pytest.importorskip("speedrun.record")
+    from speedrun import TrainConfig
+
+    record = record_module.failed_record(TrainConfig(width=8, epochs=2), "RuntimeError: boom")
+    write_records(tmp_path, [record, make_record(width=8, epochs=2, seed=1)])
+    result = load(tmp_path)
+    assert result.n_failed == 1 and result.failures[0][1] == "RuntimeError: boom"
+    assert result.n_ok == 1 and not result.incompatible

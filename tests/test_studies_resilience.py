@@ -1,0 +1,104 @@
+"""Killing the scheduler at any moment and racing two schedulers: nothing lost, nothing run twice, no leftovers."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from studies import load_study
+from studies.fsutil import pid_alive
+
+ROOT = Path(__file__).resolve().parents[1]
+
+STUDY = """
+name = "{name}"
+description = "tiny runs for kill and race tests"
+[grid]
+width = [2, 4]
+epochs = [1, 2]
+seed = [0, 1]
+[fixed]
+device = "cpu"
+data = "synthetic"
+train_subset = 256
+test_subset = 64
+batch_size = 64
+threads = 1
+"""
+
+
+def start(path: Path, results: Path, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-m", "studies", "run", str(path), "--results", str(results),
+                             "--no-progress", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def check_records_readable(runs: Path) -> int:
+    """Every record file a reader can see is complete and ok (a half-written one must never be visible)."""
+    n = 0
+    for path in runs.glob("*.json"):
+        record = json.loads(path.read_text())
+        assert record["status"] == "ok" and record["run_id"] == path.stem, path
+        n += 1
+    return n
+
+
+def check_clean_finish(path: Path, results: Path, name: str) -> list[str]:
+    study_dir = results / name
+    expected = {r.run_id for r in load_study(path).runs()}
+    assert check_records_readable(study_dir / "runs") == len(expected)
+    assert {p.stem for p in (study_dir / "runs").glob("*.json")} == expected
+    leftovers = [str(p) for d in ("runs", "locks", "logs") for p in (study_dir / d).iterdir()
+                 if p.suffix not in (".json", ".log")]
+    assert not leftovers, f"leftovers after a clean finish: {leftovers}"
+    logs = {p.stem: p.read_text() for p in (study_dir / "logs").glob("*.log")}
+    for rid, text in logs.items():
+        assert text.count("# ok") <= 1, f"run {rid} completed more than once:\n{text}"
+    return list(logs.values())
+
+
+def test_sigkill_at_random_moments_then_restart_completes_exactly_once(tmp_path):
+    path = tmp_path / "killed.toml"
+    path.write_text(STUDY.format(name="killed"))
+    results = tmp_path / "results"
+    rng = random.Random(20240611)
+    for cycle in range(4):
+        jobs = "2" if cycle % 2 else "1"  # both the in-process path and loky workers (orphans must stop)
+        proc = start(path, results, "--jobs", jobs)
+        time.sleep(rng.uniform(2.0, 7.0))  # startup (~2-3 s), mid-run, between runs
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+        if (results / "killed" / "runs").is_dir():
+            check_records_readable(results / "killed" / "runs")
+    final = start(path, results, "--jobs", "2")
+    out, err = final.communicate(timeout=240)
+    assert final.returncode == 0, err
+    assert re.search(r"killed: \d+ ok, 0 failed, \d+ skipped \(done\) in", out), out
+    logs = check_clean_finish(path, results, "killed")
+    pids = {int(p) for text in logs for p in re.findall(r"# attempt \d+/\d+ on \S+ pid (\d+)", text)}
+    deadline = time.monotonic() + 20
+    while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [p for p in pids if pid_alive(p)], "a worker of a killed scheduler kept running"
+
+
+def test_two_schedulers_racing_run_each_run_once(tmp_path):
+    path = tmp_path / "raced.toml"
+    path.write_text(STUDY.format(name="raced"))
+    results = tmp_path / "results"
+    procs = [start(path, results, "--jobs", "1"), start(path, results, "--jobs", "2")]
+    outputs = [p.communicate(timeout=240) for p in procs]
+    for proc, (out, err) in zip(procs, outputs):
+        assert proc.returncode == 0, err
+    logs = check_clean_finish(path, results, "raced")
+    assert len(logs) == 8 and all(text.count("# attempt ") == 1 for text in logs), \
+        "every run must have been executed exactly once"
+    oks = [int(re.search(r"raced: (\d+) ok", out).group(1)) for out, _ in outputs]
+    assert sum(oks) == 8, outputs
