@@ -40,6 +40,7 @@ class FitResult:
     n_starts: int  # L-BFGS-B starts per fit (point estimate and each draw)
     subset: dict = field(default_factory=dict)  # fixed columns, e.g. {"width": 64} for a per-width law
     size_of_width: dict = field(default_factory=dict)  # width → num_params seen, for predict(width=...)
+    note: str = ""  # caveats, e.g. cells with a single run (nothing to resample there)
     draws: np.ndarray = field(default_factory=lambda: np.empty((0, 0)), repr=False, compare=False)
 
     def summary(self) -> str:
@@ -50,6 +51,8 @@ class FitResult:
         for name, value in self.params.items():
             low, high = self.intervals[name]
             lines.append(f"  {name:>6} = {value:.4g}   95% interval [{low:.4g}, {high:.4g}]")
+        if self.note:
+            lines.append(f"  note: {self.note}")
         return "\n".join(lines)
 
 
@@ -133,19 +136,27 @@ def fit_law(frame: pd.DataFrame, law: Law, *, n_boot: int = 200, n_jobs: int = 1
     problem = make_problem(law, x, 1.0 - runs[METRIC].to_numpy(dtype=float), cell)
     theta, loss = fit_problem(problem)
     params = to_raw(problem, theta)[0]
+    sizes = np.array([len(rows) for rows in groups])
+    note = ""
+    if sizes.max() < 2:  # resampling one run gives that run back: intervals would be zero-width fiction
+        note = "every cell has a single run, so the bootstrap over seeds has nothing to resample: no intervals"
+        n_boot = 0
+    elif sizes.min() < 2:
+        note = (f"{int((sizes < 2).sum())} of {len(sizes)} cells have a single run; their seeds cannot be "
+                "resampled, so the intervals are somewhat too narrow")
     draws = bootstrap_params(problem, draw_rows(groups, n_boot, seed), n_jobs)
     low, high = percentile_interval(draws)
     fitted = np.exp(log_error(law, params, np.exp(problem.logx + problem.log_scale)))
     observed = cell_errors(problem)
-    sizes = runs.groupby("width")["num_params"].first() if "num_params" in runs else pd.Series(dtype=float)
+    widths = runs.groupby("width")["num_params"].first() if "num_params" in runs else pd.Series(dtype=float)
     return FitResult(
         law=law.name, formula=law.formula, variables=law.variables,
         params={name: float(v) for name, v in zip(law.params, params)},
         intervals={name: (float(lo), float(hi)) for name, lo, hi in zip(law.params, low, high)},
         n_points=len(runs), n_cells=len(groups), n_boot=len(draws),
         residual_rmse=float(np.sqrt(np.mean((observed - fitted) ** 2))), loss=loss, n_starts=len(problem.starts),
-        subset=dict(subset or {}), size_of_width={_plain(w): float(n) for w, n in sizes.dropna().items()},
-        draws=draws)
+        subset=dict(subset or {}), size_of_width={_plain(w): float(n) for w, n in widths.dropna().items()},
+        note=note, draws=draws)
 
 
 def _variables(runs: pd.DataFrame, law: Law) -> np.ndarray:

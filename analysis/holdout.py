@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from .aggregates import aggregate, ok_runs
@@ -20,12 +21,13 @@ class HoldoutResult:
     held_out: str  # "width" or "epochs"
     value: float  # the held-out (largest) value
     fit: FitResult  # the joint law fitted without it
-    # width, epochs, n, observed (cell mean), predicted, predicted_low, predicted_high (95% interval), inside
+    # width, epochs, n, observed (cell mean), predicted, predicted_low, predicted_high (95% interval),
+    # inside (observed within the interval; None where there is no interval)
     table: pd.DataFrame
 
     @property
     def n_inside(self) -> int:
-        return int(self.table["inside"].sum())
+        return int((self.table["inside"] == True).sum())  # noqa: E712 - None means no interval
 
     def summary(self) -> str:
         return (f"held out {self.held_out}={self.value:g}: observed mean inside the 95% prediction interval at "
@@ -53,5 +55,7 @@ def holdout_check(frame: pd.DataFrame, hold_out: str = "width", *, size: str = "
         "width": cells["width"], "epochs": cells["epochs"], "n": cells["n"], "observed": cells["mean"],
         "predicted": pred.ema_val_acc, "predicted_low": pred.ema_val_acc_low, "predicted_high": pred.ema_val_acc_high,
     })
-    table["inside"] = (table["observed"] >= table["predicted_low"]) & (table["observed"] <= table["predicted_high"])
+    inside = (table["observed"] >= table["predicted_low"]) & (table["observed"] <= table["predicted_high"])
+    known = np.isfinite(table["predicted_low"]) & np.isfinite(table["predicted_high"])
+    table["inside"] = [bool(i) if k else None for i, k in zip(inside, known)]  # None: no interval (no bootstrap)
     return HoldoutResult(hold_out, float(value), fit, table)

@@ -61,9 +61,9 @@ def _sections(ok: pd.DataFrame, study_dir: Path, fit_kw: dict, reference: Refere
              "n: runs (seeds); 95% CI: Student-t interval of the mean (— where n = 1).", ""]
 
     lines += ["## Scaling laws", "",
-              f"Fitted to every run (error = 1 − {METRIC}) with a Huber loss (δ = 1e-3) on log-error residuals, "
-              f"L-BFGS-B from a grid of starts; 95% intervals from {fit_kw['n_boot']} bootstrap draws that resample "
-              "the seeds within each cell and refit from the full grid.", ""]
+              f"Fitted to each grid cell's mean error (error = 1 − {METRIC}) with a Huber loss (δ = 1e-3) on "
+              f"log-error residuals, L-BFGS-B from a grid of starts; 95% intervals from {fit_kw['n_boot']} bootstrap "
+              "draws that resample the seeds within each cell and refit from the full grid.", ""]
     epochs_fits = _attempt(lambda: fit_epochs_laws(ok, **fit_kw))
     joint = _attempt(lambda: fit_joint_law(ok, **fit_kw))
     compute = _attempt(lambda: fit_compute_law(ok, **fit_kw))

@@ -43,7 +43,8 @@ def format_aggregate(table: pd.DataFrame) -> pd.DataFrame:
     out["n"] = table["n"]
     out[f"{metric} (%) mean ± std"] = [f"{pct(m)} ± {pct(s)}" if math.isfinite(s) else f"{pct(m)}"
                                        for m, s in zip(table["mean"], table["std"])]
-    out["95% CI (%)"] = [f"[{pct(lo)}, {pct(hi)}]" for lo, hi in zip(table["ci_low"], table["ci_high"])]
+    out["95% CI (%)"] = [f"[{pct(lo)}, {pct(hi)}]" if math.isfinite(lo) else "—"
+                         for lo, hi in zip(table["ci_low"], table["ci_high"])]
     out["min–max (%)"] = [f"{pct(lo)}–{pct(hi)}" for lo, hi in zip(table["min"], table["max"])]
     out["train_time_s (mean, s)"] = [fmt(v, 4) for v in table["train_time_s"]]
     out["train_flops (mean, FLOPs)"] = [fmt(v, 3) for v in table["train_flops"]]
@@ -57,13 +58,13 @@ def format_fit_params(fits: list) -> pd.DataFrame:
         where = ", ".join(f"{k}={v}" for k, v in fit.subset.items()) or "all runs"
         if isinstance(fit, FitSkipped):
             rows.append({"fit": f"{fit.law} ({where})", "parameters (95% interval)": f"not fitted: {fit.reason}",
-                         "runs / cells": "", "bootstrap draws": "", "residual RMSE (error)": ""})
+                         "runs / cells": "", "bootstrap draws": "", "residual RMSE (error)": "", "note": ""})
             continue
         params = "; ".join(f"{name} = {fmt(value)} [{fmt(fit.intervals[name][0], 3)}, {fmt(fit.intervals[name][1], 3)}]"
                            for name, value in fit.params.items())
         rows.append({"fit": f"{fit.law} ({where})", "parameters (95% interval)": params,
                      "runs / cells": f"{fit.n_points} / {fit.n_cells}", "bootstrap draws": fit.n_boot,
-                     "residual RMSE (error)": fmt(fit.residual_rmse, 3)})
+                     "residual RMSE (error)": fmt(fit.residual_rmse, 3), "note": fit.note})
     return pd.DataFrame(rows)
 
 

@@ -134,6 +134,18 @@ def test_too_few_points_says_so(tmp_path):
         holdout_check(small, "epochs", n_boot=5)
 
 
+def test_one_seed_per_cell_gives_no_invented_intervals(frame):
+    single = frame[frame["seed"] == 0]
+    result = fit_epochs_law(single, 64, n_boot=10)
+    assert result.n_boot == 0 and all(np.isnan(v).all() for v in result.intervals.values())
+    assert "single run" in result.note and "note:" in result.summary()
+    assert result.params["b"] == pytest.approx(TRUE["beta"], rel=0.2)
+    pred = predict(result, epochs=160)
+    assert np.isfinite(pred.error) and np.isnan(pred.error_low)
+    partly = fit_epochs_law(frame[(frame["seed"] < 2) & ~((frame["seed"] == 1) & (frame["epochs"] == 5))], 64, n_boot=5)
+    assert partly.n_boot == 5 and "1 of 5 cells have a single run" in partly.note
+
+
 def test_single_epochs_value_is_not_enough_for_the_epochs_law(frame):
     with pytest.raises(NotEnoughPointsError, match="have 1"):
         fit_epochs_law(frame[frame["epochs"] == 80], 64, n_boot=5)
