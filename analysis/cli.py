@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 
@@ -37,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
         for w in caught:
             print(f"analysis: warning: {w.message}", file=sys.stderr)
         return code
+    except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (AnalysisError, OSError) as exc:
         print(f"analysis: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -97,7 +101,7 @@ def _frame(directory):
 
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m analysis", description="Analyse a study's run records (results/<study>).")
-    commands = parser.add_subparsers(dest="name", required=True, parser_class=_Parser)
+    commands = parser.add_subparsers(dest="subcommand", metavar="COMMAND", required=True, parser_class=_Parser)
 
     def command(name, function, help_text):
         sub = commands.add_parser(name, help=help_text, description=help_text)

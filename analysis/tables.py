@@ -5,7 +5,7 @@ import math
 
 import pandas as pd
 
-from .fits import FitResult, FitSkipped
+from .fits import FitSkipped
 
 __all__ = ["markdown_table", "format_aggregate", "format_fit_params", "fmt", "pct"]
 

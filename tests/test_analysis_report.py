@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from analysis import (aggregate, load, new_axes, plot_accuracy_heatmap, plot_accuracy_vs_epochs,
-                      plot_error_vs_flops, plot_frontier, report, save_figure)
+                      plot_error_vs_flops, plot_frontier, report)
 from analysis.cli import main
 from analysis.testing import make_record, write_records
 
