@@ -209,7 +209,8 @@ def _outcome_line(run: Run, o: RunOutcome) -> str:
         tries = f" after {o.attempts} attempts" if o.attempts > 1 else ""
         return f"ok      {run.run_id} {run.label()}{acc} in {_duration(o.seconds)}{tries}"
     if o.state == "failed":
-        return f"FAILED  {run.run_id} {run.label()} after {o.attempts} attempt(s): {o.error}"
+        tries = f" after {o.attempts} attempt(s)" if o.attempts else ""
+        return f"FAILED  {run.run_id} {run.label()}{tries}: {o.error}"
     if o.state == "done":
         return f"skipped {run.run_id} {run.label()}: finished by another scheduler"
     if o.state == "elsewhere":

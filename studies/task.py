@@ -57,7 +57,16 @@ class RunOutcome:
 
 
 def execute_run(task: RunTask) -> RunOutcome:
-    """Run `task` to an ok or failed record, unless someone else holds or has finished it."""
+    """Run `task` to an ok or failed record, unless someone else holds or has finished it. Problems outside
+    training (the results folder became unwritable, the disk filled up) come back as a failed outcome without
+    a record, so the run is tried again next time."""
+    try:
+        return _execute(task)
+    except Exception as e:  # noqa: BLE001 — raising would look like a dead worker to the scheduler
+        return RunOutcome(task.run_id, "failed", 0, f"{_one_line(e)} (no record written)")
+
+
+def _execute(task: RunTask) -> RunOutcome:
     paths = StudyPaths(Path(task.root))
     held = claim(paths.lock_path(task.run_id), task.run_id, supervisor=task.watch_pid)
     if isinstance(held, LockInfo):

@@ -175,3 +175,15 @@ def test_objective_gradient_and_log_space_law_match_slow_references():
         error = check_grad(lambda t: _objective(t, problem.logx, logy)[0],
                            lambda t: _objective(t, problem.logx, logy)[1], start + 0.05)
         assert error < 1e-5
+
+
+def test_blas_fallback_limits_and_restores_openblas_threads():
+    from analysis.blas import _openblas_handles, _openblas_one_thread
+
+    handles = _openblas_handles()
+    if not handles:
+        pytest.skip("no OpenBLAS found in this process")
+    before = [get() for get, _ in handles]
+    with _openblas_one_thread():
+        assert [get() for get, _ in handles] == [1] * len(handles)
+    assert [get() for get, _ in handles] == before

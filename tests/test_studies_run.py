@@ -206,3 +206,35 @@ def test_bad_options_and_unwritable_results_exit_2_before_running(tmp_path, caps
         err = capsys.readouterr().err
         assert message in err, (args, err)
     assert not (tmp_path / "r" / "opts" / "runs").exists(), "nothing may run or be created after an option error"
+
+
+def test_dead_worker_is_resubmitted_then_recorded(tmp_path, monkeypatch):
+    """A worker dying under a run (segfault, OOM kill) counts as an attempt; when attempts are spent, the
+    scheduler writes the failed record itself. Simulated with a pool whose worker 'dies' for one run."""
+    import concurrent.futures as cf
+
+    from studies import scheduler
+    from studies.backends import InProcessPool
+    from studies.task import execute_run
+
+    path = write_study(tmp_path, "crashy", {"seed": [0, 1]}, policy={"retries": 1})
+    doomed = load_study(path).runs()[1].run_id
+    submitted: list[tuple[str, int]] = []
+
+    class CrashingPool(InProcessPool):
+        def submit(self, task, slot):
+            submitted.append((task.run_id, task.first_attempt))
+            future = cf.Future()
+            if task.run_id == doomed:
+                future.set_exception(RuntimeError("A process in the process pool was terminated abruptly"))
+            else:
+                future.set_result(execute_run(task))
+            return future
+
+    monkeypatch.setattr(scheduler, "_make_pool", lambda *a: CrashingPool())
+    summary = run_study(load_study(path), RunOptions(results=str(tmp_path / "r"), progress=False))
+    assert (summary.ok, summary.failed) == (1, 1)
+    assert [a for rid, a in submitted if rid == doomed] == [1, 2], "resubmitted once, as attempt 2"
+    rec = records(tmp_path / "r" / "crashy" / "runs")[doomed]
+    assert rec["status"] == "failed" and rec["attempts"] == 2 and rec["error"].startswith("worker died: RuntimeError")
+    assert not list((tmp_path / "r" / "crashy" / "locks").iterdir())
