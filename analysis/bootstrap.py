@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 from joblib import Parallel, delayed, effective_n_jobs
 
-from .optimize import Problem, fit_problem, one_blas_thread, to_raw
+from .blas import one_blas_thread
+from .optimize import Problem, fit_problem, to_raw
 
 __all__ = ["cell_groups", "draw_rows", "bootstrap_params", "percentile_interval"]
 

@@ -8,22 +8,16 @@ positive); `to_raw` converts the result back to the law as written.
 """
 from __future__ import annotations
 
-import contextlib
 import itertools
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import minimize
 
+from .blas import one_blas_thread
 from .laws import Law
 
-try:  # optional: without it fits are correct but can be ~10× slower on a busy machine (see one_blas_thread)
-    from threadpoolctl import threadpool_limits
-except ImportError:  # pragma: no cover - depends on the environment
-    threadpool_limits = None
-
-__all__ = ["Problem", "HUBER_DELTA", "MIN_ERROR", "make_problem", "cell_errors", "fit_problem", "to_raw",
-           "one_blas_thread"]
+__all__ = ["Problem", "HUBER_DELTA", "MIN_ERROR", "make_problem", "cell_errors", "fit_problem", "to_raw"]
 
 HUBER_DELTA = 1e-3  # Hoffmann et al. 2022, Besiroglu et al. 2024
 MIN_ERROR = 1e-6  # cell-mean errors are floored here before taking logs (a perfect score on a tiny test subset)
@@ -97,14 +91,6 @@ def fit_problem(problem: Problem, rows: np.ndarray | None = None) -> tuple[np.nd
             if res.fun < best_loss:
                 best_theta, best_loss = res.x, float(res.fun)
     return best_theta, best_loss
-
-
-def one_blas_thread():
-    """Context limiting BLAS to one thread. L-BFGS-B calls LAPACK on 5×5 matrices thousands of times per fit;
-    OpenBLAS's threads only add wake-up latency there, measured at 10× the fit time on a shared 2-core box."""
-    if threadpool_limits is None:
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
 
 
 def to_raw(problem: Problem, theta: np.ndarray) -> np.ndarray:
