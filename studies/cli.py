@@ -6,6 +6,7 @@ Exit codes: 0 all good, 1 some run failed, 2 the study file, the options or the 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 
@@ -40,6 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # `... | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     from .devices import DeviceError, parse_devices
     from .backends import BackendError

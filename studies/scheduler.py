@@ -128,6 +128,7 @@ def _execute(study: Study, options: RunOptions, paths: StudyPaths, pool: Pool, s
     free: list = list(slots)
     in_flight: dict = {}
     watch = os.getpid() if isinstance(pool, LokyPool) else None
+    root = os.path.abspath(paths.root)  # workers (dask: on other machines) may not share our working directory
     with tqdm(total=sum(weight.values()), unit="FLOP", unit_scale=True, file=err, desc=study.name,
               disable=not options.progress, dynamic_ncols=True, smoothing=0.0) as bar:
         bar.set_postfix_str(f"runs 0/{len(todo)}")
@@ -136,7 +137,7 @@ def _execute(study: Study, options: RunOptions, paths: StudyPaths, pool: Pool, s
             while queue and (pool.capacity is None or free):
                 run, first = queue.popleft()
                 slot = free.pop(0) if pool.capacity is not None else None
-                task = RunTask(study.name, run.run_id, _execution_config(run, slot, options), str(paths.root),
+                task = RunTask(study.name, run.run_id, _execution_config(run, slot, options), root,
                                study.policy.retries, study.policy.timeout_s, first, watch)
                 in_flight[pool.submit(task, slot)] = (run, first, slot)
             for future in pool.wait_any(list(in_flight)):
@@ -168,7 +169,7 @@ def _execution_config(run: Run, slot: Slot | None, options: RunOptions) -> speed
     if slot is not None and slot.threads is not None and run.config.threads is None:
         changes["threads"] = slot.threads
     if options.data_dir is not None:
-        changes["data_dir"] = options.data_dir
+        changes["data_dir"] = os.path.abspath(options.data_dir)
     config = run.config.replace(**changes)
     assert speedrun.run_id(config) == run.run_id, f"execution fields {sorted(changes)} changed run {run.run_id}'s id"
     return config

@@ -102,3 +102,25 @@ def test_two_schedulers_racing_run_each_run_once(tmp_path):
         "every run must have been executed exactly once"
     oks = [int(re.search(r"raced: (\d+) ok", out).group(1)) for out, _ in outputs]
     assert sum(oks) == 8, outputs
+
+
+def test_interrupt_stops_cleanly_and_a_restart_finishes(tmp_path):
+    """SIGINT (Ctrl-C) and SIGTERM: exit 130 with a summary saying how to continue; the rerun completes."""
+    path = tmp_path / "stopped.toml"
+    path.write_text(STUDY.format(name="stopped"))
+    results = tmp_path / "results"
+    for sig, jobs in ((signal.SIGINT, "1"), (signal.SIGTERM, "2")):
+        proc = start(path, results, "--jobs", jobs)
+        locks = results / "stopped" / "locks"
+        deadline = time.monotonic() + 60
+        while not (locks.is_dir() and any(locks.iterdir())) and time.monotonic() < deadline:
+            time.sleep(0.05)  # wait until a run is under way
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, (sig, out, err)
+        assert "interrupted; run the same command again to continue" in out and "Traceback" not in err, err
+        check_records_readable(results / "stopped" / "runs")
+    final = start(path, results)
+    out, err = final.communicate(timeout=240)
+    assert final.returncode == 0, err
+    check_clean_finish(path, results, "stopped")
