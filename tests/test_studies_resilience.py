@@ -40,6 +40,15 @@ def start(path: Path, results: Path, *args: str) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)
 
 
+def ours_alive(pid: int) -> bool:
+    """pid is alive and still one of our schedulers or loky workers (not a reused pid)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return pid_alive(pid)
+    return pid_alive(pid) and (b"studies" in cmdline or b"loky" in cmdline)
+
+
 def check_records_readable(runs: Path) -> int:
     """Every record file a reader can see is complete and ok (a half-written one must never be visible)."""
     n = 0
@@ -50,14 +59,14 @@ def check_records_readable(runs: Path) -> int:
     return n
 
 
-def check_clean_finish(path: Path, results: Path, name: str) -> list[str]:
+def check_clean_finish(path: Path, results: Path, name: str, err: str = "") -> list[str]:
     study_dir = results / name
     expected = {r.run_id for r in load_study(path).runs()}
-    assert check_records_readable(study_dir / "runs") == len(expected)
-    assert {p.stem for p in (study_dir / "runs").glob("*.json")} == expected
+    assert check_records_readable(study_dir / "runs") == len(expected), err
+    assert {p.stem for p in (study_dir / "runs").glob("*.json")} == expected, err
     leftovers = [str(p) for d in ("runs", "locks", "logs") for p in (study_dir / d).iterdir()
                  if p.suffix not in (".json", ".log")]
-    assert not leftovers, f"leftovers after a clean finish: {leftovers}"
+    assert not leftovers, f"leftovers after a clean finish: {leftovers}\n{err}"
     logs = {p.stem: p.read_text() for p in (study_dir / "logs").glob("*.log")}
     for rid, text in logs.items():
         assert text.count("# ok") <= 1, f"run {rid} completed more than once:\n{text}"
@@ -80,13 +89,14 @@ def test_sigkill_at_random_moments_then_restart_completes_exactly_once(tmp_path)
     final = start(path, results, "--jobs", "2")
     out, err = final.communicate(timeout=240)
     assert final.returncode == 0, err
-    assert re.search(r"killed: \d+ ok, 0 failed, \d+ skipped \(done\) in", out), out
-    logs = check_clean_finish(path, results, "killed")
+    assert re.search(r"killed: \d+ ok, 0 failed, \d+ skipped \(done\) in", out), out + err
+    logs = check_clean_finish(path, results, "killed", err)
     pids = {int(p) for text in logs for p in re.findall(r"# attempt \d+/\d+ on \S+ pid (\d+)", text)}
     deadline = time.monotonic() + 20
-    while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
+    while any(ours_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not [p for p in pids if pid_alive(p)], "a worker of a killed scheduler kept running"
+    alive = [p for p in pids if ours_alive(p)]
+    assert not alive, f"a worker of a killed scheduler kept running: {alive}\n{err}"
 
 
 def test_two_schedulers_racing_run_each_run_once(tmp_path):
@@ -97,11 +107,23 @@ def test_two_schedulers_racing_run_each_run_once(tmp_path):
     outputs = [p.communicate(timeout=240) for p in procs]
     for proc, (out, err) in zip(procs, outputs):
         assert proc.returncode == 0, err
-    logs = check_clean_finish(path, results, "raced")
+    logs = check_clean_finish(path, results, "raced", "\n".join(e for _, e in outputs))
     assert len(logs) == 8 and all(text.count("# attempt ") == 1 for text in logs), \
         "every run must have been executed exactly once"
     oks = [int(re.search(r"raced: (\d+) ok", out).group(1)) for out, _ in outputs]
     assert sum(oks) == 8, outputs
+
+
+def held_by(locks: Path, pid: int) -> bool:
+    """Whether scheduler `pid` (in-process) or one of its workers holds a lock."""
+    for path in locks.glob("*.lock") if locks.is_dir() else []:
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if pid in (data.get("pid"), data.get("supervisor")):
+            return True
+    return False
 
 
 def test_interrupt_stops_cleanly_and_a_restart_finishes(tmp_path):
@@ -113,8 +135,8 @@ def test_interrupt_stops_cleanly_and_a_restart_finishes(tmp_path):
         proc = start(path, results, "--jobs", jobs)
         locks = results / "stopped" / "locks"
         deadline = time.monotonic() + 60
-        while not (locks.is_dir() and any(locks.iterdir())) and time.monotonic() < deadline:
-            time.sleep(0.05)  # wait until a run is under way
+        while not held_by(locks, proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)  # wait until one of this scheduler's runs is under way
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 130, (sig, out, err)
@@ -123,4 +145,4 @@ def test_interrupt_stops_cleanly_and_a_restart_finishes(tmp_path):
     final = start(path, results)
     out, err = final.communicate(timeout=240)
     assert final.returncode == 0, err
-    check_clean_finish(path, results, "stopped")
+    check_clean_finish(path, results, "stopped", err)
