@@ -9,11 +9,12 @@ scheduler, which places each on a worker with a free thread; start one worker pe
 from __future__ import annotations
 
 import concurrent.futures as cf
+import os
 import secrets
 from typing import Any
 
 from .devices import Slot
-from .task import RunTask, execute_run
+from .task import RunTask, execute_run, watch_scheduler
 
 __all__ = ["Pool", "InProcessPool", "LokyPool", "DaskPool", "BackendError"]
 
@@ -65,7 +66,8 @@ class LokyPool(Pool):
 
     def _executor(self, slot: Slot):
         if slot.index not in self._executors:
-            self._executors[slot.index] = self._make(max_workers=1)
+            self._executors[slot.index] = self._make(max_workers=1, initializer=watch_scheduler,
+                                                     initargs=(os.getpid(),))
         return self._executors[slot.index]
 
     def submit(self, task: RunTask, slot: Slot | None) -> cf.Future:

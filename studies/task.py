@@ -22,7 +22,7 @@ from .locks import HEARTBEAT_S, Claim, LockInfo, claim
 from .logfile import RunLog
 from .store import StudyPaths
 
-__all__ = ["RunTask", "RunOutcome", "execute_run", "RunTimeout", "LockLost"]
+__all__ = ["RunTask", "RunOutcome", "execute_run", "watch_scheduler", "RunTimeout", "LockLost"]
 
 
 class RunTimeout(RuntimeError):
@@ -42,7 +42,7 @@ class RunTask:
     retries: int  # extra attempts after the first
     timeout_s: float | None
     first_attempt: int = 1  # > 1 when the scheduler re-submits after a worker died
-    watch_pid: int | None = None  # the scheduler's pid on this host: exit if it dies (no orphaned runs)
+    watch_pid: int | None = None  # the scheduler's pid, for a worker on its host (see watch_scheduler)
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def _execute(task: RunTask) -> RunOutcome:
     held = claim(paths.lock_path(task.run_id), task.run_id, supervisor=task.watch_pid)
     if isinstance(held, LockInfo):
         return RunOutcome(task.run_id, "elsewhere", where=held.describe())
-    beat = _Heartbeat(held, task.watch_pid)
+    beat = _Heartbeat(held)
     beat.start()
     try:
         # Checked under the lock: a record written by whoever held the lock before us is final.
@@ -131,13 +131,25 @@ def _one_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {message}" if message else type(e).__name__
 
 
-class _Heartbeat:
-    """Keeps a claimed lock fresh while the run trains; notices if it was taken over; and, in a worker on the
-    scheduler's host, ends this process when the scheduler is gone so no run goes on unsupervised (the lock,
-    owned by a dead pid, is then broken by the next scheduler)."""
+def watch_scheduler(pid: int) -> None:
+    """Worker initializer (loky): end this worker process as soon as scheduler `pid` is gone, whether the
+    worker is training, idle or still starting, so no run goes on unsupervised and no process is orphaned.
+    A lock it held, owned by a dead pid, is then broken by the next scheduler."""
 
-    def __init__(self, held: Claim, watch_pid: int | None):
-        self.held, self.watch_pid, self.lost = held, watch_pid, False
+    def loop() -> None:
+        while pid_alive(pid):
+            time.sleep(1.0)
+        _log_stderr(f"scheduler pid {pid} is gone; worker {os.getpid()} exits")
+        os._exit(70)
+
+    threading.Thread(target=loop, name="studies-watch-scheduler", daemon=True).start()
+
+
+class _Heartbeat:
+    """Keeps a claimed lock fresh while the run trains, and notices if it was taken over."""
+
+    def __init__(self, held: Claim):
+        self.held, self.lost = held, False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"lock-heartbeat-{held.path.stem}", daemon=True)
 
@@ -151,9 +163,6 @@ class _Heartbeat:
     def _loop(self) -> None:
         next_beat = time.monotonic() + HEARTBEAT_S
         while not self._stop.wait(1.0):
-            if self.watch_pid is not None and not pid_alive(self.watch_pid):
-                _log_stderr(f"scheduler pid {self.watch_pid} is gone; stopping run {self.held.path.stem}")
-                os._exit(70)
             if time.monotonic() >= next_beat:
                 next_beat = time.monotonic() + HEARTBEAT_S
                 if not self.held.refresh():
