@@ -23,8 +23,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from speedrun import ConfigError, TrainConfig, run_id
-from speedrun.config import EXECUTION_FIELDS
+from speedrun import EXECUTION_FIELDS, ConfigError, TrainConfig, run_id
 
 from .spec import Policy, Study
 
