@@ -66,6 +66,8 @@ def test_truncated_and_corrupt_files_are_named(tmp_path, cifar_dir):
     (fake / "batches.meta").write_bytes(meta[:-1] + bytes([meta[-1] ^ 1]))  # same size, one bit flipped
     with pytest.raises(DataError, match="batches.meta md5"):
         verify(fake)
+    (fake / "batches.meta").unlink()
+    (fake / "batches.meta").write_bytes(meta)
     (fake / "test_batch").unlink()
     with pytest.raises(DataError, match="missing.*test_batch"):
         verify(fake)
