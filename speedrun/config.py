@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 __all__ = ["TrainConfig", "ConfigError", "Derived", "run_id", "EXECUTION_FIELDS", "DEVICES", "PRECISIONS"]
 

@@ -12,13 +12,11 @@ from torch import nn
 from .config import TrainConfig
 from .data import Dataset, get_dataset
 from .ema import EMA
-from .model import Net, build_net
+from .model import build_net
 from .record import ok_record, provenance
 
 __all__ = ["train", "train_step", "draw_augmentation", "augment_batch", "evaluate", "make_optimizer",
-           "resolve_device", "resolve_precision", "DTYPES"]
-
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+           "resolve_device", "resolve_precision"]
 
 
 def resolve_device(name: str) -> torch.device:

@@ -2,7 +2,6 @@
 import copy
 
 import numpy as np
-import pytest
 import torch
 
 from speedrun import TrainConfig
