@@ -22,25 +22,25 @@ RESULT_FIELDS = ("ema_val_acc", "val_acc", "val_loss", "train_loss", "train_acc"
 
 def estimate_train_flops(config: TrainConfig, train_images: int | None = None) -> int:
     """Whole-run training compute without running: 3 × forward FLOPs × images trained on."""
-    d = config.derived(train_images)
-    return 3 * model_stats(config.width)["forward_flops_per_image"] * d.total_steps * config.batch_size
+    return _train_flops(config, config.derived(train_images))
+
+
+def _train_flops(config: TrainConfig, derived: Derived) -> int:
+    """One training step costs about 3x the forward pass: forward FLOPs x 3 x every image trained on."""
+    return 3 * model_stats(config.width)["forward_flops_per_image"] * derived.total_steps * config.batch_size
 
 
 def ok_record(cfg: TrainConfig, *, history: list[dict], device: torch.device, precision: str, data, derived: Derived,
               train_time_s: float, wall_time_s: float, started_at: datetime, ema_updates: int,
               origin: dict) -> dict:
     last = history[-1]
-    stats = model_stats(cfg.width)
-    record = _base(cfg, status="ok", error=None, study=None, attempts=1)
-    record.update(origin)
+    record = _base(cfg, status="ok", error=None, study=None, attempts=1, origin=origin)
     record.update(
         device=str(device), device_name=device_name(device), precision=precision,
         ema_val_acc=last["ema_val_acc"], val_acc=last["val_acc"], val_loss=last["val_loss"],
         train_loss=last["train_loss"], train_acc=last["train_acc"],
         train_time_s=train_time_s, wall_time_s=wall_time_s,
-        num_params=stats["num_params"], num_trainable_params=stats["num_trainable_params"],
-        forward_flops_per_image=stats["forward_flops_per_image"],
-        train_flops=3 * stats["forward_flops_per_image"] * derived.total_steps * cfg.batch_size,
+        train_flops=_train_flops(cfg, derived),
         train_images=int(data.train_x.shape[0]), test_images=int(data.test_x.shape[0]), data_source=data.source,
         steps=derived.total_steps, ema_updates=ema_updates, history=history,
         started_at=started_at.isoformat(timespec="seconds"),
@@ -51,18 +51,18 @@ def ok_record(cfg: TrainConfig, *, history: list[dict], device: torch.device, pr
 def failed_record(config: TrainConfig, error: str, *, study: str | None = None, attempts: int = 1) -> dict:
     """A schema-complete record for a run that did not finish: status 'failed', results null."""
     record = _base(config, status="failed", error=error.strip().splitlines()[0] if error else "unknown error",
-                   study=study, attempts=attempts)
-    record.update({k: None for k in RESULT_FIELDS}, device=None, device_name=None, precision=None, history=[])
-    stats = model_stats(config.width)
-    record.update(num_params=stats["num_params"], num_trainable_params=stats["num_trainable_params"],
-                  forward_flops_per_image=stats["forward_flops_per_image"], train_flops=None)
+                   study=study, attempts=attempts, origin=provenance())
+    record.update({k: None for k in RESULT_FIELDS}, device=None, device_name=None, precision=None, history=[],
+                  train_flops=None)
     return record
 
 
-def _base(cfg: TrainConfig, *, status: str, error: str | None, study: str | None, attempts: int) -> dict:
+def _base(cfg: TrainConfig, *, status: str, error: str | None, study: str | None, attempts: int,
+          origin: dict) -> dict:
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return dict(schema_version=SCHEMA_VERSION, run_id=run_id(cfg), study=study, status=status, error=error,
-                attempts=attempts, config=cfg.to_dict(), **provenance(), started_at=now, finished_at=now)
+                attempts=attempts, config=cfg.to_dict(), **origin, **model_stats(cfg.width), started_at=now,
+                finished_at=now)
 
 
 def provenance() -> dict:
