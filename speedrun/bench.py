@@ -4,15 +4,13 @@ from __future__ import annotations
 import time
 
 import torch
-from torch import nn
 
 from .config import TrainConfig
 from .data import get_dataset
 from .flops import model_stats
-from .model import build_net
 from .record import device_name
-from .train import _autocast, _sync, augment_batch, draw_augmentation, make_optimizer, resolve_device, \
-    resolve_precision, storage_dtype, train_step
+from .train import _sync, augment_batch, build_training, draw_augmentation, resolve_device, resolve_precision, \
+    storage_dtype, train_step
 
 __all__ = ["bench"]
 
@@ -26,15 +24,9 @@ def bench(config: TrainConfig, steps: int = 10, warmup: int = 2) -> dict:
     n = config.batch_size * 2
     data = get_dataset("synthetic", None, n, 256, device, storage_dtype(precision))
     torch.manual_seed(config.seed)
-    net = build_net(config, device)
-    if precision == "fp16":
-        net = net.half()
-    model = torch.compile(net) if config.compile else net
-    optimizer = make_optimizer(net, config)
+    _, model, optimizer, loss_fn, autocast = build_training(config, data, device, precision)
     for group in optimizer.param_groups:
         group["lr"] = group["peak_lr"]
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing, reduction="none")
-    autocast = _autocast(device, precision)
     padded = data.padded(config.pad)
     gen = torch.Generator(device=device).manual_seed(config.seed)
 

@@ -15,7 +15,7 @@ from .ema import EMA
 from .model import build_net
 from .record import ok_record, provenance
 
-__all__ = ["train", "train_step", "draw_augmentation", "augment_batch", "evaluate", "make_optimizer",
+__all__ = ["train", "build_training", "train_step", "draw_augmentation", "augment_batch", "evaluate", "make_optimizer",
            "resolve_device", "resolve_precision"]
 
 
@@ -88,6 +88,19 @@ def make_optimizer(net: nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
     return torch.optim.SGD(groups, lr=0.0, momentum=cfg.momentum, nesterov=True)
 
 
+def build_training(cfg: TrainConfig, data: Dataset, device: torch.device, precision: str):
+    """(net, model, optimizer, loss_fn, autocast): the network with whitening filters from every un-augmented
+    training image, in the run's precision; `model` is `net`, compiled when cfg.compile."""
+    net = build_net(cfg, device)
+    net.whiten.weight.copy_(data.whitening(cfg.whiten_eps, cfg.whiten_chunk))
+    if precision == "fp16":
+        net = net.half()  # pure fp16, no autocast or loss scaler: the reference's choice
+    model = torch.compile(net) if cfg.compile else net
+    optimizer = make_optimizer(net, cfg)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing, reduction="none")
+    return net, model, optimizer, loss_fn, _autocast(device, precision)
+
+
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: nn.Module, x: torch.Tensor,
                y: torch.Tensor, loss_scale: float, autocast) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimiser step; returns (logits, per-sample losses) without reading them back to the host."""
@@ -152,14 +165,7 @@ def train(config: TrainConfig, *, data: Dataset | None = None,
         gen = torch.Generator(device=device).manual_seed(cfg.seed)
 
         # --- network, with whitening filters from every (un-augmented) training image
-        net = build_net(cfg, device)
-        net.whiten.weight.copy_(data.whitening(cfg.whiten_eps, cfg.whiten_chunk))
-        if precision == "fp16":
-            net = net.half()  # pure fp16, no autocast or loss scaler: the reference's choice
-        autocast = _autocast(device, precision)
-        model = torch.compile(net) if cfg.compile else net
-        optimizer = make_optimizer(net, cfg)
-        loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing, reduction="none")
+        net, model, optimizer, loss_fn, autocast = build_training(cfg, data, device, precision)
         padded = data.padded(cfg.pad)
         ema: EMA | None = None
 
