@@ -1,22 +1,27 @@
-"""Training throughput of the recipe's step on synthetic data: images/s and achieved FLOP/s."""
+"""Training throughput of the recipe's step on synthetic data (images/s and achieved FLOP/s), and a matrix-multiply
+probe per dtype that says whether reduced precision can pay on this device at all."""
 from __future__ import annotations
 
 import time
 
 import torch
 
-from .config import TrainConfig
+from .config import ConfigError, TrainConfig
 from .data import get_dataset
 from .flops import model_stats
 from .record import device_name
 from .train import _sync, augment_batch, build_training, draw_augmentation, resolve_device, resolve_precision, \
     storage_dtype, train_step
 
-__all__ = ["bench"]
+__all__ = ["bench", "gemm_bench"]
+
+GEMM_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def bench(config: TrainConfig, steps: int = 10, warmup: int = 2) -> dict:
     """Time `steps` training steps (augmentation, forward, backward, optimiser) after `warmup` untimed ones."""
+    if steps < 1 or warmup < 0:
+        raise ConfigError(f"bench needs steps >= 1 and warmup >= 0 (got steps {steps}, warmup {warmup})")
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     device = resolve_device(config.device)
@@ -49,4 +54,30 @@ def bench(config: TrainConfig, steps: int = 10, warmup: int = 2) -> dict:
     return dict(width=config.width, device=str(device), device_name=device_name(device), precision=precision,
                 compile=config.compile, batch_size=config.batch_size, steps=steps, seconds_per_step=seconds / steps,
                 images_per_s=images_per_s, train_gflops_per_s=3 * flops * images_per_s / 1e9,
+                threads=torch.get_num_threads(), torch=torch.__version__)
+
+
+def gemm_bench(device: str = "auto", n: int = 2048, repeats: int = 5, threads: int | None = None) -> dict:
+    """Throughput of an n×n×n matrix multiply in each dtype the device trains in (fp32 and bf16; fp16 too on
+    CUDA). Convolutions run on the same kernels' arithmetic, so a dtype that is slow here cannot make training
+    faster: on a CPU without AMX, bf16 products are typically no faster than fp32 ones."""
+    if n < 1 or repeats < 1:
+        raise ConfigError(f"gemm size {n} and repeats {repeats} must both be >= 1")
+    if threads is not None:
+        torch.set_num_threads(threads)
+    dev = resolve_device(device)
+    names = ["fp32", "bf16", "fp16"] if dev.type == "cuda" else ["fp32", "bf16"]
+    gen = torch.Generator(device=dev).manual_seed(0)
+    gflops = {}
+    for name in names:
+        a = torch.randn(n, n, device=dev, generator=gen).to(GEMM_DTYPES[name])
+        b = torch.randn(n, n, device=dev, generator=gen).to(GEMM_DTYPES[name])
+        a @ b  # warm-up: kernel selection, workspace allocation
+        _sync(dev)
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        _sync(dev)
+        gflops[name] = 2 * n ** 3 * repeats / (time.perf_counter() - t0) / 1e9
+    return dict(device=str(dev), device_name=device_name(dev), n=n, repeats=repeats, gflops_per_s=gflops,
                 threads=torch.get_num_threads(), torch=torch.__version__)

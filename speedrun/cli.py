@@ -96,8 +96,22 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import bench
+    from .bench import bench, gemm_bench
 
+    if args.gemm:
+        config = config_from_args(args)
+        result = gemm_bench(config.device, n=args.gemm_size, repeats=args.steps, threads=config.threads)
+        rates = result["gflops_per_s"]
+        print(f"{result['n']}³ matrix multiply on {result['device_name']}: "
+              + ", ".join(f"{name} {rate:.1f} GFLOP/s" for name, rate in rates.items()))
+        ratio = rates["bf16"] / rates["fp32"]
+        if result["device"] == "cpu":
+            hint = ("bf16 may pay: compare `bench --precision bf16` with `--precision fp32`" if ratio > 1.1 else
+                    "expect --precision bf16 to train no faster than fp32 here; keep fp32")
+            print(f"bf16 products run at {ratio:.2f}× fp32: {hint}")
+        if args.out:
+            write_json(args.out, result)
+        return 0
     result = bench(config_from_args(args), steps=args.steps, warmup=args.warmup)
     print(f"width {result['width']} {result['precision']} on {result['device_name']}"
           f"{' (compiled)' if result['compile'] else ''}: {result['images_per_s']:.1f} images/s, "
@@ -131,8 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_info)
     p = sub.add_parser("bench", help="training throughput on synthetic data")
     add_config_flags(p, only=("width", "device", "precision", "compile", "threads", "batch_size", "seed"))
-    p.add_argument("--steps", type=int, default=10, help="timed steps")
+    p.add_argument("--steps", type=int, default=10, help="timed steps (with --gemm: timed products per dtype)")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    p.add_argument("--gemm", action="store_true",
+                   help="instead, time a square matrix multiply in each dtype: does reduced precision pay here?")
+    p.add_argument("--gemm-size", type=int, default=2048, help="matrix side for --gemm")
     p.add_argument("--out", help="also write the figures as JSON here")
     p.set_defaults(func=cmd_bench)
     p = sub.add_parser("data", help="locate and verify CIFAR-10 (downloads into the user cache if allowed)")

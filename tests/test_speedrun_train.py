@@ -90,7 +90,8 @@ def test_cli_train_writes_record(tmp_path):
 
 
 def test_cli_bad_input_is_one_line(tmp_path):
-    for args in (["train", "--width", "0"], ["train", "--device", "cpu", "--data-dir", str(tmp_path / "none")]):
+    for args in (["train", "--width", "0"], ["train", "--device", "cpu", "--data-dir", str(tmp_path / "none")],
+                 ["bench", "--device", "cpu", "--steps", "0"], ["bench", "--gemm", "--gemm-size", "0"]):
         out = run_cli(*args, env={"CIFAR10_DIR": ""})
         assert out.returncode == 2
         lines = out.stderr.strip().splitlines()
@@ -102,6 +103,16 @@ def test_cli_bench_prints_figures():
                   "--batch-size", "64")
     assert out.returncode == 0, out.stderr
     assert re.search(r"[\d.]+ images/s, [\d.]+ GFLOP/s", out.stdout)
+
+
+def test_cli_bench_gemm_times_each_dtype(tmp_path):
+    out = run_cli("bench", "--gemm", "--gemm-size", "128", "--steps", "2", "--device", "cpu", "--out",
+                  str(tmp_path / "gemm.json"))
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"fp32 [\d.]+ GFLOP/s, bf16 [\d.]+ GFLOP/s", out.stdout)
+    assert re.search(r"bf16 products run at [\d.]+× fp32", out.stdout)
+    result = json.loads((tmp_path / "gemm.json").read_text())
+    assert set(result["gflops_per_s"]) == {"fp32", "bf16"} and min(result["gflops_per_s"].values()) > 0
 
 
 @pytest.mark.slow
