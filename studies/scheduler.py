@@ -10,6 +10,7 @@ import os
 import sys
 import time
 from collections import deque
+from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -18,6 +19,7 @@ import speedrun
 from .backends import DaskPool, InProcessPool, LokyPool, Pool
 from .devices import Slot, plan_slots
 from .locks import LockInfo, claim
+from .logfile import attempt_trail
 from .plan import Plan, plan_study
 from .spec import Run, Study
 from .store import StudyPaths
@@ -138,22 +140,27 @@ def _execute(study: Study, options: RunOptions, paths: StudyPaths, pool: Pool, s
                 run, first = queue.popleft()
                 slot = free.pop(0) if pool.capacity is not None else None
                 task = RunTask(study.name, run.run_id, _execution_config(run, slot, options), root,
-                               study.policy.retries, study.policy.timeout_s, first, watch)
-                in_flight[pool.submit(task, slot)] = (run, first, slot)
+                               study.policy.retries, study.policy.timeout_s, first, watch,
+                               study.policy.kill_grace_s)
+                in_flight[pool.submit(task, slot)] = (run, first, slot, datetime.now(timezone.utc))
             for future in pool.wait_any(list(in_flight)):
-                run, first, slot = in_flight.pop(future)
+                run, first, slot, submitted = in_flight.pop(future)
                 if pool.capacity is not None:
                     free.append(slot)
                 try:
                     outcome = future.result()
-                except Exception as e:  # the worker died under the run (crash, OOM kill, lost dask worker)
+                except Exception as e:  # the worker died under the run (crash, OOM kill, watchdog, lost worker)
                     pool.broken(slot)
-                    error = f"worker died: {type(e).__name__}: {' '.join(str(e).split())[:300]}"
-                    if first < last_attempt:
+                    # The worker may have got past its first attempt (retries happen inside it): go on from the
+                    # attempt it died in, as its log tells.
+                    started, killed = attempt_trail(paths.log_path(run.run_id), submitted)
+                    died_in = max(first, started or first)
+                    error = killed or f"worker died: {type(e).__name__}: {' '.join(str(e).split())[:300]}"
+                    if died_in < last_attempt:
                         bar.write(f"retry {run.run_id} {run.label()}: {error}", file=err)
-                        queue.appendleft((run, first + 1))
+                        queue.appendleft((run, died_in + 1))
                         continue
-                    outcome = _fail_from_here(study, paths, run, error, last_attempt)
+                    outcome = _fail_from_here(study, paths, run, error, died_in)
                 finished += 1
                 _tally(summary, outcome)
                 bar.update(weight[run.run_id])

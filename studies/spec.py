@@ -20,6 +20,7 @@ __all__ = ["Study", "Policy", "Run"]
 class Policy:
     retries: int = 1  # extra attempts after a failed one (0: try once)
     timeout_s: float | None = None  # per attempt; checked after every epoch (None: no limit)
+    kill_grace_s: float = 300.0  # an attempt still running this long past timeout_s has its worker ended
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@
     [policy]                            # optional
     retries = 1                         # extra attempts after a failure (default 1)
     timeout_s = 1800                    # per attempt, checked after each epoch (default: none)
+    kill_grace_s = 300                  # past timeout_s by this much inside an epoch: end the worker (default 300)
 
 Every problem found is reported (file, key, what is allowed, what to do), not just the first; `StudyError`
 carries them all. Each grid point is built into a TrainConfig, so an invalid value is caught here, not an
@@ -32,7 +33,8 @@ __all__ = ["StudyError", "load_study", "resolve_study", "builtin_studies", "GRID
 GRIDS_DIR = Path(__file__).parent / "grids"
 _TOP_KEYS = {"name": str, "description": str, "grid": dict, "fixed": dict, "policy": dict}
 _REQUIRED = ("name", "description", "grid")
-_POLICY_KEYS = {"retries": "an integer >= 0", "timeout_s": "a number of seconds > 0"}
+_POLICY_KEYS = {"retries": "an integer >= 0", "timeout_s": "a number of seconds > 0",
+                "kill_grace_s": "a number of seconds > 0"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _SCALARS = (bool, int, float, str)
 _TOML_TYPES = {str: "a string", dict: "a table", list: "a list", int: "an integer", float: "a number"}
@@ -163,7 +165,12 @@ def _check_policy(policy: dict | None, problem) -> Policy:
     if timeout is not None and (not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0):
         problem("policy.timeout_s", f"is {timeout!r}; expected {_POLICY_KEYS['timeout_s']} (leave it out for none)")
         timeout = None
-    return Policy(retries=retries, timeout_s=float(timeout) if timeout is not None else None)
+    grace = policy.get("kill_grace_s", Policy.kill_grace_s)
+    if not isinstance(grace, (int, float)) or isinstance(grace, bool) or grace <= 0:
+        problem("policy.kill_grace_s", f"is {grace!r}; expected {_POLICY_KEYS['kill_grace_s']}")
+        grace = Policy.kill_grace_s
+    return Policy(retries=retries, timeout_s=float(timeout) if timeout is not None else None,
+                  kill_grace_s=float(grace))
 
 
 def _check_configs(study: Study, problem) -> None:

@@ -1,6 +1,12 @@
 """One run, executed where it lands (this process, a loky worker or a dask worker): claim its lock, train with
 retries and a per-attempt timeout, write its record and log, release the lock.
 
+The timeout is checked when an epoch ends. An attempt still running `kill_grace_s` after it — stuck inside an
+epoch, or hung in native code where no Python check can run — is ended with its worker process, in loky
+workers (the scheduler on this host sees the dead worker and retries or records the failure; see
+`logfile.attempt_trail`). Runs in the scheduler's own process (`--jobs 1`) and on dask workers only get the
+epoch-end check: ending those processes would take the scheduler or a shared dask worker down with the run.
+
 `execute_run` never raises for a failed run — it returns a RunOutcome — because joblib/loky and dask treat an
 exception as the end of a whole batch, and because retries must happen here, where the failure is seen.
 """
@@ -19,10 +25,12 @@ from speedrun import TrainConfig
 
 from .fsutil import host, pid_alive
 from .locks import HEARTBEAT_S, Claim, LockInfo, claim
-from .logfile import RunLog
+from .logfile import KILLED_PREFIX, RunLog
 from .store import StudyPaths
 
-__all__ = ["RunTask", "RunOutcome", "execute_run", "watch_scheduler", "RunTimeout", "LockLost"]
+__all__ = ["RunTask", "RunOutcome", "execute_run", "watch_scheduler", "RunTimeout", "LockLost", "KILLED_EXIT"]
+
+KILLED_EXIT = 75  # exit status of a worker ended by the watchdog
 
 
 class RunTimeout(RuntimeError):
@@ -43,6 +51,7 @@ class RunTask:
     timeout_s: float | None
     first_attempt: int = 1  # > 1 when the scheduler re-submits after a worker died
     watch_pid: int | None = None  # the scheduler's pid, for a worker on its host (see watch_scheduler)
+    kill_grace_s: float | None = None  # end the worker this long past timeout_s (loky workers only; None: never)
 
 
 @dataclass(frozen=True)
@@ -100,8 +109,13 @@ def _attempts(task: RunTask, paths: StudyPaths, beat: "_Heartbeat") -> RunOutcom
                     raise RunTimeout(f"attempt exceeded timeout_s={task.timeout_s:g} after epoch {row.get('epoch')}"
                                      f" of {task.config.epochs}")
 
+            watchdog = _Watchdog.arm(task, attempt, log)
             try:
-                record = speedrun.train(task.config, progress=progress)
+                try:
+                    record = speedrun.train(task.config, progress=progress)
+                finally:
+                    if watchdog is not None:
+                        watchdog.cancel()
             except LockLost as e:
                 log.note(f"stopped: {e}")
                 return RunOutcome(task.run_id, "lost", attempt, str(e), time.perf_counter() - t0)
@@ -143,6 +157,45 @@ def watch_scheduler(pid: int) -> None:
         os._exit(70)
 
     threading.Thread(target=loop, name="studies-watch-scheduler", daemon=True).start()
+
+
+class _Watchdog:
+    """Ends this worker process when an attempt runs `kill_grace_s` past its timeout without reaching an epoch
+    end. Its lock stays behind with a dead owner, which the next claim breaks; the note it logs tells the
+    scheduler why the worker died."""
+
+    def __init__(self, task: RunTask, attempt: int, log: RunLog):
+        self.task, self.attempt, self.log = task, attempt, log
+        self._guard = threading.Lock()
+        self._finished = False
+        self._timer = threading.Timer(task.timeout_s + task.kill_grace_s, self._fire)
+        self._timer.daemon = True
+
+    @classmethod
+    def arm(cls, task: RunTask, attempt: int, log: RunLog) -> "_Watchdog | None":
+        """A started watchdog where one applies: a timeout is set and this is a loky worker, not the scheduler."""
+        if not task.timeout_s or task.kill_grace_s is None or task.watch_pid in (None, os.getpid()):
+            return None
+        dog = cls(task, attempt, log)
+        dog._timer.start()
+        return dog
+
+    def cancel(self) -> None:
+        with self._guard:  # blocks for good if _fire has decided: the attempt must not finish after that
+            self._finished = True
+        self._timer.cancel()
+
+    def _fire(self) -> None:
+        self._guard.acquire()  # never released when we go on to end the process
+        if self._finished:
+            self._guard.release()
+            return
+        t = self.task
+        self.log.note(f"{KILLED_PREFIX}RunTimeout: attempt {self.attempt} was still running {t.kill_grace_s:g}s "
+                      f"past timeout_s={t.timeout_s:g} inside an epoch (stuck or hung); its worker pid "
+                      f"{os.getpid()} was ended")
+        _log_stderr(f"run {t.run_id}: attempt {self.attempt} ran {t.kill_grace_s:g}s past timeout_s; ending worker")
+        os._exit(KILLED_EXIT)
 
 
 class _Heartbeat:

@@ -175,6 +175,51 @@ def test_timeout_fails_the_attempt(tmp_path):
     assert rec["error"].startswith("RunTimeout: attempt exceeded timeout_s=0.001 after epoch 1 of 2")
 
 
+def test_attempt_trail_names_the_attempt_a_worker_died_in(tmp_path):
+    from datetime import datetime, timezone
+
+    from studies.logfile import attempt_trail
+
+    log = tmp_path / "run.log"
+    assert attempt_trail(log, datetime.now(timezone.utc)) == (None, None), "no log yet"
+    log.write_text("# attempt 3/3 on h pid 1 device cpu at 2026-01-01T00:00:00+00:00\n"  # an earlier scheduler's
+                   "# killed: RunTimeout: old\n"
+                   "# attempt 1/3 on h pid 2 device cpu at 2026-06-01T12:00:00+00:00\n"
+                   "# failed: ValueError: x\n"
+                   "# attempt 2/3 on h pid 2 device cpu at 2026-06-01T12:00:09+00:00\n"
+                   "           1  2.3000\n"
+                   "# killed: RunTimeout: attempt 2 was still running\n")
+    since = datetime(2026, 6, 1, 12, 0, 0, 500_000, tzinfo=timezone.utc)  # headers carry whole seconds
+    assert attempt_trail(log, since) == (2, "RunTimeout: attempt 2 was still running")
+    assert attempt_trail(log, datetime(2026, 6, 1, 12, 0, 5, tzinfo=timezone.utc)) == (2, "RunTimeout: attempt 2 "
+                                                                                           "was still running")
+    assert attempt_trail(log, datetime(2026, 6, 2, tzinfo=timezone.utc)) == (None, None)
+    with log.open("a") as f:
+        f.write("# attempt 3/3 on h pid 3 device cpu at 2026-06-01T12:00:20+00:00\n")
+    assert attempt_trail(log, since) == (3, None), "a later attempt's death has no kill note of its own"
+
+
+def test_attempt_stuck_inside_an_epoch_is_ended_with_its_worker(tmp_path):
+    """loky workers (--jobs 2): an epoch far longer than timeout_s + kill_grace_s never reaches the epoch-end
+    check, so the watchdog ends the worker; the scheduler retries in a fresh worker, then records the failure."""
+    path = write_study(tmp_path, "stuck", {"seed": [0]},
+                       {"width": 16, "train_subset": 8192, "test_subset": 256, "batch_size": 512},
+                       policy={"retries": 1, "timeout_s": 0.5, "kill_grace_s": 1})
+    proc = run_cli("run", str(path), "--results", str(tmp_path / "r"), "--jobs", "2", "--no-progress")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "0 ok, 1 failed" in proc.stdout and "retry " in proc.stderr, proc.stdout + proc.stderr
+    (rec,) = records(tmp_path / "r" / "stuck" / "runs").values()
+    assert rec["status"] == "failed" and rec["attempts"] == 2
+    assert rec["error"].startswith("RunTimeout: attempt 2 was still running 1s past timeout_s=0.5 inside an epoch")
+    (log,) = (tmp_path / "r" / "stuck" / "logs").glob("*.log")
+    lines = log.read_text().splitlines()
+    assert [line.split(" on ")[0] for line in lines if line.startswith("# attempt ")] == ["# attempt 1/2",
+                                                                                            "# attempt 2/2"]
+    assert sum(line.startswith("# killed: ") for line in lines) == 2
+    assert not any(line.strip().startswith("1 ") for line in lines), "no epoch may have finished"
+    assert not list((tmp_path / "r" / "stuck" / "locks").iterdir())
+
+
 def test_runtime_error_in_worker_processes_gives_failed_records_and_exit_1(tmp_path):
     """Real CIFAR-10 requested from an empty folder: valid config, fails at run time, in loky workers."""
     empty = tmp_path / "no-data"

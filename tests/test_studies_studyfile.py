@@ -52,7 +52,7 @@ def test_good_study_expands_in_file_order(tmp_path):
     points = [r.point for r in study.runs()]
     assert points == [{"width": 2, "seed": 0}, {"width": 2, "seed": 1}, {"width": 4, "seed": 0}, {"width": 4, "seed": 1}]
     assert study.cell_fields == ("width",)
-    assert study.policy.retries == 1 and study.policy.timeout_s is None
+    assert study.policy.retries == 1 and study.policy.timeout_s is None and study.policy.kill_grace_s == 300
     assert len({r.run_id for r in study.runs()}) == 4
 
 
@@ -68,7 +68,8 @@ BAD = [
     ("wrong type", None, ["grid.width: TrainConfig.width='2' is invalid: expected an integer"]),
     ("execution field in grid", None, ["grid.threads: is execution-only"]),
     ("list in fixed", None, ["fixed.lr: is a list", "move it to [grid]"]),
-    ("bad policy", None, ["policy.retries: is -1", "policy.timeout_s: is 'soon'", "policy.backoff: unknown key"]),
+    ("bad policy", None, ["policy.retries: is -1", "policy.timeout_s: is 'soon'", "policy.kill_grace_s: is 0",
+                    "policy.backoff: unknown key"]),
     ("bad name", None, ["name: '../etc' cannot name a results folder"]),
     ("missing keys", None, ["name: missing", "description: missing"]),
     ("empty grid", None, ["grid: is empty"]),
@@ -86,7 +87,7 @@ EDITS = {
     "wrong type": ("width = [2, 4]", 'width = ["2", 4]'),
     "execution field in grid": ("seed = [0, 1]", "seed = [0, 1]\nthreads = [1, 2]"),
     "list in fixed": ('device = "cpu"', 'device = "cpu"\nlr = [0.1, 0.2]'),
-    "bad policy": ("[fixed]", '[policy]\nretries = -1\ntimeout_s = "soon"\nbackoff = 2\n[fixed]'),
+    "bad policy": ("[fixed]", '[policy]\nretries = -1\ntimeout_s = "soon"\nkill_grace_s = 0\nbackoff = 2\n[fixed]'),
     "bad name": ('name = "ok"', 'name = "../etc"'),
     "missing keys": ('name = "ok"\ndescription = "a valid study"', ""),
     "empty grid": ("width = [2, 4]\nseed = [0, 1]", ""),
