@@ -1,10 +1,13 @@
-"""`python -m analysis report|summary|compare|fit DIR`: bad input gives one line on stderr and exit code 2."""
+"""`python -m analysis report|summary|compare|fit DIR` and `seedlog LOG`: bad input gives one line on stderr and
+exit code 2."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import warnings
+from pathlib import Path
 
 from .aggregates import aggregate
 from .comparison import compare_cell
@@ -13,6 +16,7 @@ from .fits import FitResult, FitSkipped, fit_compute_law, fit_epochs_laws, fit_j
 from .records import load
 from .reference import load_reference
 from .reporting import report
+from .seedlog import read_seed_log, seed_reference
 from .tables import format_aggregate, markdown_table
 
 __all__ = ["main"]
@@ -66,9 +70,31 @@ def _summary(args) -> int:
 def _compare(args) -> int:
     reference = load_reference(args.reference)
     result = compare_cell(_frame(args.dir), reference, width=args.width, epochs=args.epochs)
-    print(f"{reference.name} ({reference.source}; published, {reference.hardware}) at width "
+    print(f"{reference.name} ({reference.source}; {reference.provenance}, {reference.hardware}) at width "
           f"{args.width or reference.width} × {args.epochs or reference.epochs} epochs")
     print(result.summary())
+    return 0
+
+
+def _seedlog(args) -> int:
+    log = read_seed_log(args.log)
+    ref = seed_reference(log, width=args.width, epochs=args.epochs, hardware=args.hardware,
+                         command=args.run_command, source=args.source or str(args.log))
+    std = f", std {100 * ref['std']:.2f} pp" if ref["std"] is not None else ""
+    time_std = f", std {ref['train_time_s_std']:.2f} s" if ref["train_time_s_std"] is not None else ""
+    cut = f" ({log.incomplete} cut off, left out)" if log.incomplete else ""
+    print(f"{ref['n']} complete runs of the seed's code{cut}, width {args.width} × {args.epochs} epochs on "
+          f"{args.hardware}: ema_val_acc mean {100 * ref['mean']:.2f}%{std}; training time mean "
+          f"{ref['train_time_s_mean']:.2f} s{time_std}")
+    if args.out:
+        out = Path(args.out)
+        if out.exists() and not args.force:
+            raise AnalysisError(f"{out} exists; pass --force to replace it, or another --out")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp")
+        tmp.write_text(json.dumps(ref, indent=1) + "\n", encoding="utf-8")
+        tmp.replace(out)
+        print(f"wrote {out}; compare ours with: python -m analysis compare results/<study> --reference {out}")
     return 0
 
 
@@ -117,10 +143,24 @@ def _parser() -> argparse.ArgumentParser:
     bootstrap_options(command("report", _report, "write DIR/report.md and DIR/figures/*.png"))
     summary = command("summary", _summary, "print the per-cell aggregate table")
     summary.add_argument("--format", choices=("markdown", "csv"), default="markdown")
-    compare = command("compare", _compare, "compare a cell with the seed's published numbers (Welch)")
+    compare = command("compare", _compare, "compare a cell with a sample of the seed's (published, or measured "
+                                          "with seedlog): Welch's t-test")
     compare.add_argument("--width", type=int, default=None, help="default: the reference's width (128)")
     compare.add_argument("--epochs", type=int, default=None, help="default: the reference's epochs (80)")
     compare.add_argument("--reference", default=None, help="reference JSON (default: results/reference/...)")
+    seedlog = commands.add_parser("seedlog", help="read the seed's console output into a reference file",
+                                  description="Read what hlb-CIFAR10 v0.3.0's main.py printed for its runs: "
+                                              "mean EMA accuracy and training time, optionally as a reference "
+                                              "file for `compare --reference`.")
+    seedlog.add_argument("log", help="the seed's console output (stdout of its main.py)")
+    seedlog.add_argument("--width", type=int, default=64, help="the width the seed ran (default 64, its own)")
+    seedlog.add_argument("--epochs", type=int, default=10, help="the epochs it ran (default 10, its own)")
+    seedlog.add_argument("--hardware", required=True, help="where it ran, e.g. the GPU's name")
+    seedlog.add_argument("--run-command", default="python main.py", help="how it was run, for the record")
+    seedlog.add_argument("--source", default=None, help="what the code was (default: the log's path)")
+    seedlog.add_argument("--out", default=None, help="write the reference JSON here")
+    seedlog.add_argument("--force", action="store_true", help="replace an existing --out")
+    seedlog.set_defaults(command=_seedlog)
     fit = command("fit", _fit, "fit the scaling laws with bootstrap intervals")
     fit.add_argument("--law", choices=("all", "epochs", "joint", "compute"), default="all")
     bootstrap_options(fit)

@@ -1,4 +1,5 @@
-"""The seed's published numbers (results/reference/*.json), loaded apart from our own run records."""
+"""Reference samples of the seed (results/reference/*.json): its published numbers, or its own code run by us
+(`python -m analysis seedlog`), loaded apart from our own run records."""
 from __future__ import annotations
 
 import json
@@ -27,6 +28,11 @@ class Reference:
     units: str  # units of published_values: "percent" or "fraction"
     hardware: str
     note: str
+    kind: str = "published_reference"  # or "measured_reference": the seed's code, run by us
+
+    @property
+    def provenance(self) -> str:
+        return "published" if self.kind == "published_reference" else "the seed's code, run by us"
 
     @property
     def n(self) -> int:
@@ -51,7 +57,8 @@ def load_reference(path: str | Path | None = None) -> Reference:
         reference = Reference(name=data["name"], source=data["source"], width=int(config["width"]),
                               epochs=int(config["epochs"]), metric=data["metric"],
                               values=tuple(v * scale for v in published), published_values=published, units=units,
-                              hardware=data.get("hardware", "unknown"), note=data.get("note", ""))
+                              hardware=data.get("hardware", "unknown"), note=data.get("note", ""),
+                              kind=data.get("kind", "published_reference"))
     except (KeyError, TypeError, ValueError) as exc:
         raise AnalysisError(f"reference file {path} lacks or mangles field {exc}; expected name, source, config "
                             "(width, epochs), metric, units ('percent' or 'fraction') and values") from None

@@ -43,6 +43,10 @@ def test_builtins_load_and_have_the_promised_grids():
     reproduce = {r.run_id for r in load_study("reproduce").runs()}
     corner = {r.run_id for r in scaling.runs() if r.point["width"] == 128 and r.point["epochs"] == 80}
     assert reproduce == corner, "reproduce must be the same runs as the scaling grid's corner"
+    baseline = load_study("baseline")
+    assert len(baseline.runs()) == 25 and {r.config.width for r in baseline.runs()} == {64}
+    cell = {r.run_id for r in scaling.runs() if r.point["width"] == 64 and r.point["epochs"] == 10}
+    assert cell < {r.run_id for r in baseline.runs()}, "baseline's seeds 0-6 must be scaling's width-64 cell"
     quick = load_study("quick")
     assert max(quick.grid["width"]) <= 32 and quick.fixed.get("train_subset"), "quick must stay laptop-sized"
 
