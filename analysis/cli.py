@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 
 from .aggregates import aggregate
-from .comparison import compare_cell
+from .comparison import compare_cell, compare_train_time
 from .errors import AnalysisError
 from .fits import FitResult, FitSkipped, fit_compute_law, fit_epochs_laws, fit_joint_law
 from .records import load
@@ -69,10 +69,15 @@ def _summary(args) -> int:
 
 def _compare(args) -> int:
     reference = load_reference(args.reference)
-    result = compare_cell(_frame(args.dir), reference, width=args.width, epochs=args.epochs)
+    frame = _frame(args.dir)
+    result = compare_cell(frame, reference, width=args.width, epochs=args.epochs)
     print(f"{reference.name} ({reference.source}; {reference.provenance}, {reference.hardware}) at width "
           f"{args.width or reference.width} × {args.epochs or reference.epochs} epochs")
     print(result.summary())
+    times = compare_train_time(frame, reference, width=args.width, epochs=args.epochs)
+    if times is not None:
+        print(f"training time (s): {times.summary(percent=False)}; ours/reference = "
+              f"{times.mean / times.reference_mean:.3f}")
     return 0
 
 

@@ -13,7 +13,7 @@ from .errors import AnalysisError, NotEnoughPointsError
 from .records import METRIC
 from .reference import Reference, load_reference
 
-__all__ = ["Comparison", "compare", "compare_cell"]
+__all__ = ["Comparison", "compare", "compare_cell", "compare_train_time"]
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,20 @@ def compare_cell(frame: pd.DataFrame, reference: Reference | None = None, *, wid
                  epochs: int | None = None) -> Comparison:
     """Compare the `ema_val_acc` of our runs at (width, epochs) — default: the reference's cell — with it."""
     reference = reference if reference is not None else load_reference()
+    return compare(_cell(frame, reference, width, epochs)[METRIC].to_numpy(dtype=float), reference)
+
+
+def compare_train_time(frame: pd.DataFrame, reference: Reference, *, width: int | None = None,
+                       epochs: int | None = None) -> Comparison | None:
+    """The same comparison for training time in seconds, where the reference measured it (the seed's code run
+    by us, on the same hardware); None for a reference without times."""
+    if not reference.train_times:
+        return None
+    times = _cell(frame, reference, width, epochs)["train_time_s"].dropna().to_numpy(dtype=float)
+    return compare(times, reference.train_times)
+
+
+def _cell(frame: pd.DataFrame, reference: Reference, width: int | None, epochs: int | None) -> pd.DataFrame:
     width = reference.width if width is None else width
     epochs = reference.epochs if epochs is None else epochs
     runs = ok_runs(frame)
@@ -85,4 +99,4 @@ def compare_cell(frame: pd.DataFrame, reference: Reference | None = None, *, wid
     if cell.empty:
         cells = sorted({(int(w), int(e)) for w, e in zip(runs["width"], runs["epochs"])})
         raise AnalysisError(f"no ok runs at width={width}, epochs={epochs}; cells present (width, epochs): {cells}")
-    return compare(cell[METRIC].to_numpy(dtype=float), reference)
+    return cell

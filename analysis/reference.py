@@ -29,6 +29,7 @@ class Reference:
     hardware: str
     note: str
     kind: str = "published_reference"  # or "measured_reference": the seed's code, run by us
+    train_times: tuple[float, ...] = ()  # seconds per run, where measured alongside (measured references)
 
     @property
     def provenance(self) -> str:
@@ -58,7 +59,8 @@ def load_reference(path: str | Path | None = None) -> Reference:
                               epochs=int(config["epochs"]), metric=data["metric"],
                               values=tuple(v * scale for v in published), published_values=published, units=units,
                               hardware=data.get("hardware", "unknown"), note=data.get("note", ""),
-                              kind=data.get("kind", "published_reference"))
+                              kind=data.get("kind", "published_reference"),
+                              train_times=tuple(float(v) for v in data.get("train_time_s", ())))
     except (KeyError, TypeError, ValueError) as exc:
         raise AnalysisError(f"reference file {path} lacks or mangles field {exc}; expected name, source, config "
                             "(width, epochs), metric, units ('percent' or 'fraction') and values") from None

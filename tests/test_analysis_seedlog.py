@@ -96,3 +96,25 @@ def test_cli_writes_reference_and_refuses_to_overwrite(tmp_path):
     again = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
     assert again.returncode == 2 and again.stderr.count("\n") == 1 and "--force" in again.stderr
     assert out.read_text() == before, "the existing file must be left as it was"
+
+
+def test_compare_against_a_measured_reference_tests_accuracy_and_training_time(tmp_path):
+    from analysis.testing import make_record, write_records
+
+    ours = [(0.9390, 9.9), (0.9395, 10.1), (0.9380, 10.0)]
+    write_records(tmp_path / "runs", [make_record(width=64, epochs=3, seed=i, ema_val_acc=a, train_time_s=t)
+                                      for i, (a, t) in enumerate(ours)])
+    log = tmp_path / "seed.log"
+    log.write_text(seed_output(RUNS))
+    ref = tmp_path / "ref.json"
+    made = subprocess.run([sys.executable, "-m", "analysis", "seedlog", str(log), "--epochs", "3", "--hardware",
+                           "TestGPU", "--out", str(ref)], cwd=ROOT, capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    out = subprocess.run([sys.executable, "-m", "analysis", "compare", str(tmp_path), "--reference", str(ref)],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert "the seed's code, run by us, TestGPU" in lines[0] and "width 64 × 3 epochs" in lines[0]
+    assert lines[1].startswith("ours 93.883 ± 0.076 (n=3) vs reference 94.003 ± 0.120 (n=3)")
+    assert lines[2].startswith("training time (s): ours 10.000 ± 0.100 (n=3) vs reference 9.717 ± 0.031 (n=3)")
+    assert lines[2].endswith("ours/reference = 1.029")
