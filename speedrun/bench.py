@@ -59,8 +59,9 @@ def bench(config: TrainConfig, steps: int = 10, warmup: int = 2) -> dict:
 
 def gemm_bench(device: str = "auto", n: int = 2048, repeats: int = 5, threads: int | None = None) -> dict:
     """Throughput of an n×n×n matrix multiply in each dtype the device trains in (fp32 and bf16; fp16 too on
-    CUDA). Convolutions run on the same kernels' arithmetic, so a dtype that is slow here cannot make training
-    faster: on a CPU without AMX, bf16 products are typically no faster than fp32 ones."""
+    CUDA). Convolutions use the same dot-product instructions (on CPU, oneDNN's brgemm kernels), so a dtype
+    that is slow here will not make training faster: on a CPU without AMX, bf16 products can be slower than fp32
+    ones (0.54x on the development VM)."""
     if n < 1 or repeats < 1:
         raise ConfigError(f"gemm size {n} and repeats {repeats} must both be >= 1")
     if threads is not None:
