@@ -8,8 +8,8 @@ a run cut off mid-table (a killed process) is left out and counted.
 """
 from __future__ import annotations
 
-import math
 import re
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,7 +83,7 @@ def parse_seed_log(text: str, source: str = "the log") -> SeedLog:
         raise AnalysisError(f"{source}: runs of different lengths ({', '.join(map(str, lengths))} epochs); "
                             "one log must hold one configuration")
     if stated is not None and incomplete == 0:
-        mean = sum(r.ema_val_acc for r in runs) / len(runs)
+        mean = statistics.fmean(r.ema_val_acc for r in runs)
         if abs(mean - stated) > 1e-4:
             raise AnalysisError(f"{source}: the seed's closing mean {stated:.6f} is not the mean of the {len(runs)} "
                                 f"runs read ({mean:.6f}); the log is mangled or mixes several outputs")
@@ -111,10 +111,10 @@ def seed_reference(log: SeedLog, *, width: int, epochs: int, hardware: str, comm
         "hardware": hardware,
         "values": acc,
         "n": len(acc),
-        "mean": sum(acc) / len(acc),
+        "mean": statistics.fmean(acc),
         "std": _std(acc),
         "train_time_s": times,
-        "train_time_s_mean": sum(times) / len(times),
+        "train_time_s_mean": statistics.fmean(times),
         "train_time_s_std": _std(times),
         "incomplete_runs": log.incomplete,
     }
@@ -146,7 +146,5 @@ def _finish(rows: list[dict], source: str) -> SeedRun:
 
 
 def _std(values: list[float]) -> float | None:
-    if len(values) < 2:
-        return None
-    mean = sum(values) / len(values)
-    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    """Sample std (ddof=1, as `compare` uses); None for a single run, which has none."""
+    return statistics.stdev(values) if len(values) >= 2 else None
