@@ -1,11 +1,19 @@
 """speedrun: the hlb-CIFAR10 v0.3.0 trainer as a library — width and epochs as knobs, the exact recipe."""
 from .config import EXECUTION_FIELDS, ConfigError, Derived, TrainConfig, run_id
 from .data import DataError
-from .flops import model_stats
-from .record import estimate_train_flops, failed_record
+from .flops import model_stats, train_flops
+from .record import STATUSES, failed_record
+from .runtime import PRECISIONS
+from .table import EPOCH_COLUMNS, epoch_header, epoch_line
 from .train import train
+from .writer import atomic_write_text, fsync_dir, json_text, strict_json, write_json
 
 __version__ = "0.1.0"
 
-__all__ = ["TrainConfig", "ConfigError", "Derived", "DataError", "EXECUTION_FIELDS", "train", "run_id",
-           "model_stats", "failed_record", "estimate_train_flops", "__version__"]
+# The name studies called before train_flops existed; the same function (whole planned run by default).
+estimate_train_flops = train_flops
+
+__all__ = ["TrainConfig", "ConfigError", "Derived", "DataError", "EXECUTION_FIELDS", "PRECISIONS", "STATUSES",
+           "train", "run_id", "model_stats", "train_flops", "estimate_train_flops", "failed_record",
+           "atomic_write_text", "write_json", "json_text", "strict_json", "fsync_dir",
+           "EPOCH_COLUMNS", "epoch_header", "epoch_line", "__version__"]

@@ -8,14 +8,11 @@ import torch
 
 from .config import ConfigError, TrainConfig
 from .data import get_dataset
-from .flops import model_stats
-from .record import device_name
-from .train import _sync, augment_batch, build_training, draw_augmentation, resolve_device, resolve_precision, \
-    storage_dtype, train_step
+from .flops import train_flops
+from .runtime import PRECISIONS, device_name, resolve_device, resolve_precision, synchronize
+from .train import augment_batch, build_training, draw_augmentation, train_step
 
 __all__ = ["bench", "gemm_bench"]
-
-GEMM_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def bench(config: TrainConfig, steps: int = 10, warmup: int = 2) -> dict:
@@ -27,7 +24,7 @@ def bench(config: TrainConfig, steps: int = 10, warmup: int = 2) -> dict:
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
     n = config.batch_size * 2
-    data = get_dataset("synthetic", None, n, 256, device, storage_dtype(precision))
+    data = get_dataset("synthetic", None, n, 256, device, precision.storage)
     torch.manual_seed(config.seed)
     _, model, optimizer, loss_fn, autocast = build_training(config, data, device, precision)
     for group in optimizer.param_groups:
@@ -43,42 +40,42 @@ def bench(config: TrainConfig, steps: int = 10, warmup: int = 2) -> dict:
 
     for _ in range(warmup):
         step()
-    _sync(device)
+    synchronize(device)
     t0 = time.perf_counter()
     for _ in range(steps):
         step()
-    _sync(device)
+    synchronize(device)
     seconds = time.perf_counter() - t0
-    flops = model_stats(config.width)["forward_flops_per_image"]
-    images_per_s = steps * config.batch_size / seconds
-    return dict(width=config.width, device=str(device), device_name=device_name(device), precision=precision,
+    images = steps * config.batch_size
+    return dict(width=config.width, device=str(device), device_name=device_name(device), precision=precision.name,
                 compile=config.compile, batch_size=config.batch_size, steps=steps, seconds_per_step=seconds / steps,
-                images_per_s=images_per_s, train_gflops_per_s=3 * flops * images_per_s / 1e9,
+                images_per_s=images / seconds, train_gflops_per_s=train_flops(config, images) / seconds / 1e9,
                 threads=torch.get_num_threads(), torch=torch.__version__)
 
 
 def gemm_bench(device: str = "auto", n: int = 2048, repeats: int = 5, threads: int | None = None) -> dict:
-    """Throughput of an n×n×n matrix multiply in each dtype the device trains in (fp32 and bf16; fp16 too on
-    CUDA). Convolutions use the same dot-product instructions (on CPU, oneDNN's brgemm kernels), so a dtype
-    that is slow here will not make training faster: on a CPU without AMX, bf16 products can be slower than fp32
-    ones (0.54x on the development VM)."""
+    """Throughput of an n×n×n matrix multiply in the compute dtype of each precision the device trains in
+    (runtime.PRECISIONS: fp32 and bf16; fp16 too on GPUs). Convolutions use the same dot-product instructions
+    (on CPU, oneDNN's brgemm kernels), so a dtype that is slow here will not make training faster: on a CPU
+    without AMX, bf16 products can be slower than fp32 ones (0.54x on the development VM)."""
     if n < 1 or repeats < 1:
         raise ConfigError(f"gemm size {n} and repeats {repeats} must both be >= 1")
     if threads is not None:
         torch.set_num_threads(threads)
     dev = resolve_device(device)
-    names = ["fp32", "bf16", "fp16"] if dev.type == "cuda" else ["fp32", "bf16"]
     gen = torch.Generator(device=dev).manual_seed(0)
     gflops = {}
-    for name in names:
-        a = torch.randn(n, n, device=dev, generator=gen).to(GEMM_DTYPES[name])
-        b = torch.randn(n, n, device=dev, generator=gen).to(GEMM_DTYPES[name])
+    for name, precision in PRECISIONS.items():
+        if dev.type not in precision.devices:
+            continue
+        a = torch.randn(n, n, device=dev, generator=gen).to(precision.compute)
+        b = torch.randn(n, n, device=dev, generator=gen).to(precision.compute)
         a @ b  # warm-up: kernel selection, workspace allocation
-        _sync(dev)
+        synchronize(dev)
         t0 = time.perf_counter()
         for _ in range(repeats):
             a @ b
-        _sync(dev)
+        synchronize(dev)
         gflops[name] = 2 * n ** 3 * repeats / (time.perf_counter() - t0) / 1e9
     return dict(device=str(dev), device_name=device_name(dev), n=n, repeats=repeats, gflops_per_s=gflops,
                 threads=torch.get_num_threads(), torch=torch.__version__)

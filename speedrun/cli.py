@@ -3,18 +3,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import os
 import sys
-import tempfile
 import typing
 from pathlib import Path
 
 from .config import ConfigError, TrainConfig
+from .table import epoch_header, epoch_line
+from .writer import json_text, write_json
 
-__all__ = ["main", "write_json"]
-
-TABLE = ("epoch", "train_loss", "val_loss", "train_acc", "val_acc", "ema_val_acc", "total_time_seconds")
+__all__ = ["main"]
 
 
 def add_config_flags(parser: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
@@ -38,32 +35,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
 
 
-def write_json(path: str | Path, obj: dict) -> None:
-    """Atomic write: temp file in the same folder, fsync, rename — a reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def print_row(row: dict, header: bool) -> None:
-    """The reference's per-epoch table."""
-    if header:
-        print(" | ".join(f"{c:>12s}" for c in TABLE), flush=True)
-    cells = []
-    for c in TABLE:
-        v = row["train_time_s"] if c == "total_time_seconds" else row[c]
-        cells.append(f"{v:>12d}" if isinstance(v, int) else (f"{v:>12.4f}" if v is not None else f"{'':>12s}"))
-    print(" | ".join(cells), flush=True)
+def print_row(row: dict) -> None:
+    if row["epoch"] == 1:
+        print(epoch_header(), flush=True)
+    print(epoch_line(row), flush=True)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -72,26 +47,29 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     if args.out and Path(args.out).is_dir():
         raise ConfigError(f"--out {args.out} is a folder; give a file path such as {args.out}/run.json")
-    record = train(config, progress=None if args.quiet else lambda row: print_row(row, row["epoch"] == 1))
-    print(f"ema_val_acc {record['ema_val_acc']:.4f}  train_time_s {record['train_time_s']:.2f}  "
-          f"device {record['device_name']} ({record['precision']})")
+    record = train(config, progress=None if args.quiet else print_row)
+    if record["status"] == "ok":
+        print(f"ema_val_acc {record['ema_val_acc']:.4f}  train_time_s {record['train_time_s']:.2f}  "
+              f"device {record['device_name']} ({record['precision']})")
+    else:
+        print(f"{record['status']}: {record['error']}", file=sys.stderr)
     if args.out:
         write_json(args.out, record)
         print(f"record written to {args.out}")
-    return 0
+    return 0 if record["status"] == "ok" else 1
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from .record import estimate_train_flops
-    from .flops import model_stats
+    from .flops import model_stats, train_flops
 
     config = config_from_args(args)
     d = config.derived()
-    info = dict(width=config.width, epochs=config.epochs, stage_widths=list(d.stage_widths), **model_stats(config.width),
+    info = dict(width=config.width, epochs=config.epochs, stage_widths=list(d.stage_widths), **model_stats(config),
                 steps=d.total_steps, steps_per_epoch=d.steps_per_epoch, warmup_steps=d.warmup_steps,
                 decay_end_step=d.decay_end_step, ema_start_step=d.ema_start_step, ema_updates=d.ema_updates,
-                train_flops=estimate_train_flops(config))
-    print(json.dumps(info, indent=1))
+                train_flops=train_flops(config),
+                flops_per_epoch=train_flops(config, d.steps_per_epoch * config.batch_size))
+    print(json_text(info), end="")
     return 0
 
 
@@ -135,13 +113,13 @@ def cmd_data(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m speedrun", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("train", help="train one run and print the per-epoch table")
+    p = sub.add_parser("train", help="train one run and print the per-epoch table (exit 1 if it diverged)")
     add_config_flags(p)
     p.add_argument("--out", help="write the run record (JSON) here")
     p.add_argument("--quiet", action="store_true", help="no per-epoch table")
     p.set_defaults(func=cmd_train)
     p = sub.add_parser("info", help="parameters, FLOPs and schedule points as JSON (no data needed)")
-    add_config_flags(p, only=("width", "epochs", "batch_size", "train_subset", "ema_epochs", "warmup_frac"))
+    add_config_flags(p, only=("width", "epochs", "se_ratio", "batch_size", "train_subset", "ema_epochs", "warmup_frac"))
     p.set_defaults(func=cmd_info)
     p = sub.add_parser("bench", help="training throughput on synthetic data")
     add_config_flags(p, only=("width", "device", "precision", "compile", "threads", "batch_size", "seed"))

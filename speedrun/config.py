@@ -10,10 +10,11 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-__all__ = ["TrainConfig", "ConfigError", "Derived", "run_id", "EXECUTION_FIELDS", "DEVICES", "PRECISIONS"]
+from .runtime import precision_names
+
+__all__ = ["TrainConfig", "ConfigError", "Derived", "run_id", "EXECUTION_FIELDS", "DEVICES"]
 
 DEVICES = ("auto", "cpu", "cuda", "mps")  # "cuda:N" is accepted too
-PRECISIONS = ("auto", "fp16", "bf16", "fp32")
 DATA_SOURCES = ("cifar10", "synthetic")
 
 # Fields that say *where/how* a run executes but cannot change its result; they stay out of run_id so the
@@ -22,7 +23,18 @@ EXECUTION_FIELDS = frozenset({"device", "data_dir", "compile", "threads", "eval_
 
 
 class ConfigError(ValueError):
-    """A TrainConfig field holds a value outside its allowed range; the message names field and range."""
+    """A TrainConfig field holds a value outside its allowed range; the message names field and range.
+
+    `field` names the field at fault (or the unknown key) as structure, so callers such as the study-file
+    checker can point at the right line without parsing the message; None when no single field is at fault.
+    """
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+    def __reduce__(self):  # keep `field` when the error crosses a process boundary (loky, dask)
+        return type(self), (str(self), self.field)
 
 
 @dataclass(frozen=True)
@@ -33,7 +45,7 @@ class TrainConfig:
     seed: int = 0  # seeds init, batch order and augmentation; same seed + same CPU -> identical metrics
     # --- execution
     device: str = "auto"  # auto (cuda -> mps -> cpu), cpu, cuda, cuda:N, mps
-    precision: str = "auto"  # auto (fp16 on CUDA like the reference, fp32 elsewhere), fp16, bf16, fp32
+    precision: str = "auto"  # auto or a name in runtime.PRECISIONS (fp32, bf16, fp16); auto: fp16 on CUDA, else fp32
     compile: bool = False  # wrap the network in torch.compile
     threads: int | None = None  # CPU threads for torch (None: torch's default)
     # --- data
@@ -88,7 +100,8 @@ class TrainConfig:
     def from_dict(cls, values: dict) -> "TrainConfig":
         unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
-            raise ConfigError(f"unknown TrainConfig field(s) {unknown}; valid fields: {', '.join(field_names())}")
+            raise ConfigError(f"unknown TrainConfig field(s) {unknown}; valid fields: {', '.join(field_names())}",
+                              field=unknown[0])
         return cls(**values)
 
 
@@ -118,8 +131,8 @@ class Derived:
         spe = n // config.batch_size
         if spe < 1:
             raise ConfigError(
-                f"batch_size={config.batch_size} exceeds the {n} training images; use train_subset >= batch_size"
-            )
+                f"batch_size={config.batch_size} exceeds the {n} training images; use train_subset >= batch_size",
+                field="batch_size")
         total = spe * config.epochs
         if config.epochs > config.ema_epochs:
             tail = spe * config.ema_epochs  # the reference
@@ -183,7 +196,7 @@ _UNIT_FLOATS = ("flip_p", "bn_momentum", "momentum", "label_smoothing", "ema_dec
 
 def _validate(c: TrainConfig) -> None:
     def fail(name: str, allowed: str) -> None:
-        raise ConfigError(f"TrainConfig.{name}={getattr(c, name)!r} is invalid: expected {allowed}")
+        raise ConfigError(f"TrainConfig.{name}={getattr(c, name)!r} is invalid: expected {allowed}", field=name)
 
     for name in _POSITIVE_INTS + _NON_NEGATIVE_INTS:
         v = getattr(c, name)
@@ -208,8 +221,8 @@ def _validate(c: TrainConfig) -> None:
             fail(name, "true or false")
     if not isinstance(c.device, str) or not (c.device in DEVICES or _is_cuda_index(c.device)):
         fail("device", f"one of {', '.join(DEVICES)} or cuda:N")
-    if c.precision not in PRECISIONS:
-        fail("precision", f"one of {', '.join(PRECISIONS)}")
+    if c.precision not in precision_names():
+        fail("precision", f"one of {', '.join(precision_names())}")
     if c.data not in DATA_SOURCES:
         fail("data", f"one of {', '.join(DATA_SOURCES)}")
     if c.data_dir is not None and not isinstance(c.data_dir, str):

@@ -1,28 +1,40 @@
-"""Parameter counts and forward FLOPs of the network, computed on the meta device (no memory, no data)."""
+"""Model size and training compute of a config: what the network reports about itself, and the one formula
+that turns forward FLOPs into training FLOPs."""
 from __future__ import annotations
 
 from functools import lru_cache
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from .config import TrainConfig
 from .model import Net
 
-__all__ = ["model_stats"]
+__all__ = ["model_stats", "train_flops", "TRAIN_FLOPS_PER_FORWARD"]
+
+# A training step costs about three forward passes: the forward itself, and a backward that computes gradients
+# with respect to both activations and weights (each about one forward's worth of products).
+TRAIN_FLOPS_PER_FORWARD = 3
 
 
-@lru_cache(maxsize=64)
-def model_stats(width: int) -> dict:
-    """num_params, num_trainable_params and forward_flops_per_image (as FlopCounterMode counts a 32×32 image)."""
+def model_stats(config: TrainConfig) -> dict:
+    """num_params, num_trainable_params and forward_flops_per_image of `config`'s network, as the network
+    reports them (built on the meta device: no memory, no data)."""
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"model_stats takes a TrainConfig (e.g. TrainConfig(width=64)), not {type(config).__name__}")
+    return dict(_stats(config))  # a fresh dict: a caller that edits it cannot change the cache
+
+
+@lru_cache(maxsize=256)
+def _stats(config: TrainConfig) -> tuple[tuple[str, int], ...]:
     with torch.device("meta"):
-        net = Net(TrainConfig(width=width))
-        x = torch.empty(1, 3, 32, 32)
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        net.eval()(x)
-    return dict(
-        num_params=sum(p.numel() for p in net.parameters()),
-        num_trainable_params=sum(p.numel() for p in net.parameters() if p.requires_grad),
-        forward_flops_per_image=int(counter.get_total_flops()),
-    )
+        net = Net(config)
+    return (("num_params", net.num_params()), ("num_trainable_params", net.num_params(trainable_only=True)),
+            ("forward_flops_per_image", net.forward_flops_per_image()))
+
+
+def train_flops(config: TrainConfig, images: int | None = None) -> int:
+    """Training compute for `images` images trained on: TRAIN_FLOPS_PER_FORWARD × forward FLOPs × images.
+    Without `images`: the whole planned run (every step of every epoch, as config.derived() counts them)."""
+    if images is None:
+        images = config.derived().total_steps * config.batch_size
+    return TRAIN_FLOPS_PER_FORWARD * model_stats(config)["forward_flops_per_image"] * images

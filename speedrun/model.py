@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from .config import TrainConfig, stage_widths
 
@@ -64,8 +65,10 @@ class ConvGroup(nn.Module):
 class Net(nn.Module):
     def __init__(self, cfg: TrainConfig):
         super().__init__()
+        self.config = cfg
         init, b1, b2, b3 = stage_widths(cfg.width)
-        # Frozen PCA-whitening filters over 2×2×3 patches; weights set from data by `whiten.init_whitening`.
+        # Frozen PCA-whitening filters over 2×2×3 patches; `train.build_training` copies in the filters that
+        # `whiten.whitening_filters` computes from the training images.
         self.whiten = nn.Conv2d(3, 12, kernel_size=2, padding=0, bias=False)
         self.whiten.weight.requires_grad_(False)
         self.project = nn.Conv2d(12, init, kernel_size=1, bias=False)
@@ -81,6 +84,23 @@ class Net(nn.Module):
         x = self.group3(self.group2(self.group1(x)))
         x = torch.amax(x, dim=(2, 3))
         return self.head(x) * self.logit_scale
+
+    def num_params(self, trainable_only: bool = False) -> int:
+        """Parameters of this network: all of them (frozen whitening and BN scales included), or only those
+        the optimiser updates."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    def forward_flops_per_image(self) -> int:
+        """FLOPs of one forward pass over a 32×32 image, as torch.utils.flop_counter counts them (matrix
+        products and convolutions, 2 per multiply-add). Counted on a twin built on the meta device from this
+        network's config, so it costs no memory and works whatever device or dtype this network is on."""
+        with torch.device("meta"):
+            twin = Net(self.config)
+            x = torch.empty(1, 3, 32, 32)
+        counter = FlopCounterMode(display=False)
+        with counter, torch.no_grad():
+            twin.eval()(x)
+        return int(counter.get_total_flops())
 
 
 def build_net(cfg: TrainConfig, device: torch.device | str = "cpu") -> Net:

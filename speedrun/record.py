@@ -1,7 +1,6 @@
 """The run record (schema in results/README.md): results, model size and compute, provenance."""
 from __future__ import annotations
 
-import platform
 import socket
 import subprocess
 import sys
@@ -12,56 +11,59 @@ from pathlib import Path
 import torch
 
 from .config import Derived, TrainConfig, run_id
-from .flops import model_stats
+from .flops import model_stats, train_flops
+from .runtime import device_name
+from .writer import strict_json
 
-__all__ = ["SCHEMA_VERSION", "ok_record", "failed_record", "estimate_train_flops", "provenance"]
+__all__ = ["SCHEMA_VERSION", "STATUSES", "run_record", "failed_record", "provenance"]
 
 SCHEMA_VERSION = 1
+# ok: trained to the end. diverged: stopped at the end of the first epoch whose training loss was not finite;
+# a property of the config and seed (deterministic), so rerunning it gives the same. failed: did not finish.
+STATUSES = ("ok", "diverged", "failed")
 RESULT_FIELDS = ("ema_val_acc", "val_acc", "val_loss", "train_loss", "train_acc", "train_time_s", "wall_time_s")
+# What a run that never trained cannot know; null in failed records so every record has every field.
+RUN_FIELDS = ("device", "device_name", "precision", "train_flops", "flops_per_epoch", "train_images",
+              "test_images", "data_source", "steps", "ema_updates")
 
 
-def estimate_train_flops(config: TrainConfig, train_images: int | None = None) -> int:
-    """Whole-run training compute without running: 3 × forward FLOPs × images trained on."""
-    return _train_flops(config, config.derived(train_images))
-
-
-def _train_flops(config: TrainConfig, derived: Derived) -> int:
-    """One training step costs about 3x the forward pass: forward FLOPs x 3 x every image trained on."""
-    return 3 * model_stats(config.width)["forward_flops_per_image"] * derived.total_steps * config.batch_size
-
-
-def ok_record(cfg: TrainConfig, *, history: list[dict], device: torch.device, precision: str, data, derived: Derived,
-              train_time_s: float, wall_time_s: float, started_at: datetime, ema_updates: int,
-              origin: dict) -> dict:
-    last = history[-1]
-    record = _base(cfg, status="ok", error=None, study=None, attempts=1, origin=origin)
+def run_record(cfg: TrainConfig, *, history: list[dict], device: torch.device, precision: str, data,
+               derived: Derived, steps: int, train_time_s: float, wall_time_s: float, started_at: datetime,
+               ema_updates: int, origin: dict, diverged: str | None = None) -> dict:
+    """The record of a run that trained: status ok, or diverged (with `diverged` as its error) when training
+    stopped early. Results come from the last epoch's row; a diverged run has none (null: its numbers are not
+    results), only its history. Non-finite numbers become null, so the record is strict JSON."""
+    status, error = ("diverged", diverged) if diverged else ("ok", None)
+    last = history[-1] if status == "ok" else {}
+    record = _base(cfg, status=status, error=error, study=None, attempts=1, origin=origin)
+    images_per_epoch = derived.steps_per_epoch * cfg.batch_size
     record.update(
         device=str(device), device_name=device_name(device), precision=precision,
-        ema_val_acc=last["ema_val_acc"], val_acc=last["val_acc"], val_loss=last["val_loss"],
-        train_loss=last["train_loss"], train_acc=last["train_acc"],
+        ema_val_acc=last.get("ema_val_acc"), val_acc=last.get("val_acc"), val_loss=last.get("val_loss"),
+        train_loss=last.get("train_loss"), train_acc=last.get("train_acc"),
         train_time_s=train_time_s, wall_time_s=wall_time_s,
-        train_flops=_train_flops(cfg, derived),
+        train_flops=train_flops(cfg, steps * cfg.batch_size),  # what was trained, however far it got
+        flops_per_epoch=train_flops(cfg, images_per_epoch),
         train_images=int(data.train_x.shape[0]), test_images=int(data.test_x.shape[0]), data_source=data.source,
-        steps=derived.total_steps, ema_updates=ema_updates, history=history,
+        steps=steps, ema_updates=ema_updates, history=history,
         started_at=started_at.isoformat(timespec="seconds"),
     )
-    return record
+    return strict_json(record)
 
 
 def failed_record(config: TrainConfig, error: str, *, study: str | None = None, attempts: int = 1) -> dict:
     """A schema-complete record for a run that did not finish: status 'failed', results null."""
     record = _base(config, status="failed", error=error.strip().splitlines()[0] if error else "unknown error",
                    study=study, attempts=attempts, origin=provenance())
-    record.update({k: None for k in RESULT_FIELDS}, device=None, device_name=None, precision=None, history=[],
-                  train_flops=None)
-    return record
+    record.update({k: None for k in RESULT_FIELDS + RUN_FIELDS}, history=[])
+    return strict_json(record)
 
 
 def _base(cfg: TrainConfig, *, status: str, error: str | None, study: str | None, attempts: int,
           origin: dict) -> dict:
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return dict(schema_version=SCHEMA_VERSION, run_id=run_id(cfg), study=study, status=status, error=error,
-                attempts=attempts, config=cfg.to_dict(), **origin, **model_stats(cfg.width), started_at=now,
+                attempts=attempts, config=cfg.to_dict(), **origin, **model_stats(cfg), started_at=now,
                 finished_at=now)
 
 
@@ -69,25 +71,6 @@ def provenance() -> dict:
     commit, dirty = _git_state()
     return dict(host=socket.gethostname(), git_commit=commit, git_dirty=dirty, versions=_versions(),
                 threads=torch.get_num_threads())
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    if device.type == "mps":
-        return f"Apple MPS ({platform.machine()})"
-    return cpu_name()
-
-
-@lru_cache(maxsize=1)
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} ({torch.get_num_threads()} threads)"
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 @lru_cache(maxsize=1)

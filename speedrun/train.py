@@ -1,7 +1,7 @@
 """train(config) -> run record: the v0.3.0 recipe, phase by phase."""
 from __future__ import annotations
 
-import contextlib
+import math
 import time
 from datetime import datetime, timezone
 from typing import Callable
@@ -13,38 +13,11 @@ from .config import TrainConfig
 from .data import Dataset, get_dataset
 from .ema import EMA
 from .model import build_net
-from .record import ok_record, provenance
+from .record import provenance, run_record
+from .runtime import Precision, resolve_device, resolve_precision, synchronize
 
 __all__ = ["train", "build_training", "train_step", "draw_augmentation", "augment_batch", "evaluate", "make_optimizer",
-           "resolve_device", "resolve_precision"]
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device={name!r} but CUDA is not available here; use --device cpu or auto")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise RuntimeError("device='mps' but MPS is not available here; use --device cpu or auto")
-    return torch.device(name)
-
-
-def resolve_precision(name: str, device: torch.device) -> str:
-    if name == "auto":
-        return "fp16" if device.type == "cuda" else "fp32"  # the reference runs pure fp16 on CUDA
-    if name == "fp16" and device.type == "cpu":
-        raise RuntimeError("precision='fp16' is not supported on CPU; use fp32 or bf16")
-    return name
-
-
-def storage_dtype(precision: str) -> torch.dtype:
-    """fp16: the whole network and data in half, as the reference. bf16: fp32 weights and data with bf16
-    compute under autocast. fp32: float everywhere."""
-    return torch.float16 if precision == "fp16" else torch.float32
+           "divergence"]
 
 
 def draw_augmentation(n: int, cfg: TrainConfig, gen: torch.Generator):
@@ -88,17 +61,16 @@ def make_optimizer(net: nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
     return torch.optim.SGD(groups, lr=0.0, momentum=cfg.momentum, nesterov=True)
 
 
-def build_training(cfg: TrainConfig, data: Dataset, device: torch.device, precision: str):
+def build_training(cfg: TrainConfig, data: Dataset, device: torch.device, precision: Precision):
     """(net, model, optimizer, loss_fn, autocast): the network with whitening filters from every un-augmented
     training image, in the run's precision; `model` is `net`, compiled when cfg.compile."""
     net = build_net(cfg, device)
     net.whiten.weight.copy_(data.whitening(cfg.whiten_eps, cfg.whiten_chunk))
-    if precision == "fp16":
-        net = net.half()  # pure fp16, no autocast or loss scaler: the reference's choice
+    net = net.to(precision.storage)  # fp16 stores everything in half, with no loss scaler: the reference's choice
     model = torch.compile(net) if cfg.compile else net
     optimizer = make_optimizer(net, cfg)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing, reduction="none")
-    return net, model, optimizer, loss_fn, _autocast(device, precision)
+    return net, model, optimizer, loss_fn, precision.autocast_context(device)
 
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: nn.Module, x: torch.Tensor,
@@ -143,6 +115,8 @@ def train(config: TrainConfig, *, data: Dataset | None = None,
     """Train one run of the recipe and return its record (see results/README.md).
 
     `progress(row)` is called after every epoch with that epoch's row; an exception it raises aborts the run.
+    Training stops at the end of the first epoch whose training (or test) loss is not finite: the record then
+    has status "diverged", the history up to that epoch, and a null headline.
     """
     cfg = config
     started_at, wall0 = datetime.now(timezone.utc), time.perf_counter()
@@ -151,11 +125,10 @@ def train(config: TrainConfig, *, data: Dataset | None = None,
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
-    dtype = storage_dtype(precision)
 
     # --- data: loaded onto the device once per process, reused by later runs
     if data is None:
-        data = get_dataset(cfg.data, cfg.data_dir, cfg.train_subset, cfg.test_subset, device, dtype)
+        data = get_dataset(cfg.data, cfg.data_dir, cfg.train_subset, cfg.test_subset, device, precision.storage)
     d = cfg.derived(data.train_x.shape[0])
 
     # The global RNG only initialises the network, on the CPU (so init is the same on every device); the
@@ -169,11 +142,11 @@ def train(config: TrainConfig, *, data: Dataset | None = None,
         padded = data.padded(cfg.pad)
         ema: EMA | None = None
 
-        history, train_time, step = [], 0.0, 0
+        history, train_time, step, diverged = [], 0.0, 0, None
         n_train = data.train_x.shape[0]
         for epoch in range(1, cfg.epochs + 1):
             # --- one epoch: fresh permutation, crops and flips; no host sync inside the step loop
-            _sync(device)
+            synchronize(device)
             t0 = time.perf_counter()
             perm, dy, dx, flip = draw_augmentation(n_train, cfg, gen)
             loss_sum = torch.zeros((), device=device)
@@ -193,34 +166,37 @@ def train(config: TrainConfig, *, data: Dataset | None = None,
                 loss_sum += losses.detach().float().sum()
                 correct += (logits.detach().argmax(dim=1) == y).sum()
                 step += 1
-            _sync(device)
+            synchronize(device)
             train_time += time.perf_counter() - t0
 
             # --- evaluation, outside the timer
             seen = d.steps_per_epoch * cfg.batch_size
             row = dict(epoch=epoch, train_loss=loss_sum.item() / seen, train_acc=correct.item() / seen,
                        val_loss=None, val_acc=None, ema_val_acc=None, train_time_s=train_time)
-            if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
+            if math.isfinite(row["train_loss"]) and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
                 row["val_acc"], row["val_loss"] = evaluate(model, data, cfg, autocast)
                 if ema is not None:
                     row["ema_val_acc"], _ = evaluate(ema.net, data, cfg, autocast)
+            diverged = divergence(row, cfg.epochs)
             history.append(row)
             if progress is not None:
                 progress(row)
+            if diverged:
+                break
 
-    return ok_record(cfg, history=history, device=device, precision=precision, data=data, derived=d,
-                     train_time_s=train_time, wall_time_s=time.perf_counter() - wall0, started_at=started_at,
-                     ema_updates=ema.updates if ema is not None else 0, origin=origin)
-
-
-def _autocast(device: torch.device, precision: str):
-    if precision == "bf16":
-        return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext
+    return run_record(cfg, history=history, device=device, precision=precision.name, data=data, derived=d,
+                      steps=step, train_time_s=train_time, wall_time_s=time.perf_counter() - wall0,
+                      started_at=started_at, ema_updates=ema.updates if ema is not None else 0, origin=origin,
+                      diverged=diverged)
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
+def divergence(row: dict, epochs: int) -> str | None:
+    """Why the run must stop after this epoch's row, or None. NaN or infinite weights never recover, so the
+    rest of the run would cost time for nothing. Checked once per epoch, on the sums the table needs anyway,
+    so the step loop stays free of host syncs. The test loss counts too: with one step per epoch the
+    training loss can still be finite while the network already answers NaN."""
+    for key, what in (("train_loss", "training loss"), ("val_loss", "test loss")):
+        value = row.get(key)
+        if value is not None and not math.isfinite(value):
+            return f"{what} became {value} in epoch {row['epoch']} of {epochs}; training stopped there"
+    return None

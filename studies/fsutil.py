@@ -11,6 +11,9 @@ import secrets
 import socket
 from pathlib import Path
 
+import speedrun
+from speedrun import fsync_dir
+
 __all__ = ["host", "pid_alive", "temp_path", "temp_owner", "is_temp", "atomic_write_text", "fsync_dir"]
 
 _SEP = "~"
@@ -58,35 +61,8 @@ def temp_owner(path: Path) -> tuple[str, int] | None:
     return (owner_host, int(pid)) if pid.isdigit() else None
 
 
-def fsync_dir(folder: Path) -> None:
-    """Flush a directory entry (a rename) to disk; best effort where the OS does not support it."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def atomic_write_text(final: Path, text: str) -> None:
     """Write `text` to `final` so that readers see either the old file or the whole new one, never a part:
-    a temp file in the same folder, fsync, os.replace, fsync of the folder."""
-    tmp = temp_path(final)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    fsync_dir(final.parent)
+    speedrun's one atomic writer (temp file, fsync, os.replace, fsync of the folder), with a temp name that
+    carries this process as its owner."""
+    speedrun.atomic_write_text(final, text, temp=temp_path(final))

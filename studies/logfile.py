@@ -11,6 +11,8 @@ import re
 from datetime import datetime, timezone
 from pathlib import Path
 
+from speedrun import epoch_header, epoch_line
+
 from .fsutil import host
 
 __all__ = ["RunLog", "ATTEMPT_PREFIX", "KILLED_PREFIX", "attempt_trail"]
@@ -18,7 +20,6 @@ __all__ = ["RunLog", "ATTEMPT_PREFIX", "KILLED_PREFIX", "attempt_trail"]
 ATTEMPT_PREFIX = "# attempt "
 KILLED_PREFIX = "killed: "  # a note the task watchdog writes just before it ends its worker
 _HEADER = re.compile(r"^# attempt (\d+)/\d+ on .* at (\S+)$")
-_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "ema_val_acc", "train_time_s")
 
 
 class RunLog:
@@ -41,10 +42,10 @@ class RunLog:
     def attempt(self, attempt: int, of: int, config) -> None:
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self._line(f"{ATTEMPT_PREFIX}{attempt}/{of} on {host()} pid {os.getpid()} device {config.device} at {now}")
-        self._line("  ".join(f"{c:>12}" for c in _COLUMNS))
+        self._line(epoch_header())
 
     def epoch(self, row: dict) -> None:
-        self._line("  ".join(f"{_fmt(row.get(c)):>12}" for c in _COLUMNS))
+        self._line(epoch_line(row))
 
     def success(self, record: dict) -> None:
         self._line(f"# ok ema_val_acc={_fmt(record.get('ema_val_acc'))} train_time_s={_fmt(record.get('train_time_s'))}"

@@ -175,7 +175,7 @@ def _check_policy(policy: dict | None, problem) -> Policy:
 
 def _check_configs(study: Study, problem) -> None:
     """Build the TrainConfig of every grid point; group identical errors so each is reported once."""
-    errors: dict[str, list[dict]] = {}
+    errors: dict[tuple[str, str | None], list[dict]] = {}  # (message, field at fault) -> points
     ids: dict[str, dict] = {}
     points = study.points()
     for point in points:
@@ -183,15 +183,13 @@ def _check_configs(study: Study, problem) -> None:
             config = TrainConfig(**{**study.fixed, **point})
             config.derived()  # also checks what depends on the data size (steps per epoch >= 1)
         except (ConfigError, TypeError, ValueError) as e:
-            errors.setdefault(str(e).splitlines()[0], []).append(point)
+            errors.setdefault((str(e).splitlines()[0], getattr(e, "field", None)), []).append(point)
             continue
         rid = run_id(config)
         if rid in ids:
             problem("grid", f"points {ids[rid]} and {point} are the same run (run_id {rid}); remove the duplicate")
         ids[rid] = point
-    for message, bad in errors.items():
-        match = re.search(r"TrainConfig\.(\w+)=", message)
-        field_name = match.group(1) if match else None
+    for (message, field_name), bad in errors.items():
         key = (f"grid.{field_name}" if field_name in study.grid else f"fixed.{field_name}"
                if field_name in study.fixed else f"{field_name} (default)" if field_name else "grid")
         where = "" if len(bad) == len(points) else (

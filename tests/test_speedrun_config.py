@@ -1,11 +1,14 @@
 """TrainConfig validation, run_id identity, and the data checks' error messages."""
+import json
+import pickle
 import shutil
 from pathlib import Path
 
 import pytest
 
-from speedrun import ConfigError, DataError, TrainConfig, run_id
+from speedrun import ConfigError, DataError, TrainConfig, model_stats, run_id, train_flops
 from speedrun.data import FILES, resolve_data_dir, verify
+from tests.conftest import ROOT
 
 
 @pytest.mark.parametrize("field, value, allowed", [
@@ -18,6 +21,30 @@ def test_invalid_values_name_field_and_range(field, value, allowed):
         TrainConfig(**{field: value})
     message = str(err.value)
     assert f"TrainConfig.{field}=" in message and allowed in message and "\n" not in message
+    assert err.value.field == field, "the field is structure, not only text"
+    again = pickle.loads(pickle.dumps(err.value))  # as it crosses from a worker process
+    assert again.field == field and str(again) == message
+
+
+def test_field_of_errors_outside_validation():
+    with pytest.raises(ConfigError) as err:
+        TrainConfig.from_dict({"depth": 3})
+    assert err.value.field == "depth"
+    with pytest.raises(ConfigError) as err:
+        TrainConfig(batch_size=60_000).derived()
+    assert err.value.field == "batch_size"
+
+
+def test_study_file_points_at_the_field_from_structure(tmp_path):
+    """The study-file checker places an error by ConfigError.field: a message without `TrainConfig.<field>=`
+    (the one a regex used to look for) still lands on the right key."""
+    from studies import StudyError, load_study
+
+    path = tmp_path / "s.toml"
+    path.write_text('name = "s"\ndescription = "d"\n[grid]\nseed = [0]\n[fixed]\nbatch_size = 60000\n')
+    with pytest.raises(StudyError) as err:
+        load_study(path)
+    assert "fixed.batch_size: batch_size=60000 exceeds the 50000 training images" in str(err.value)
 
 
 def test_unknown_field_lists_valid_ones():
@@ -77,3 +104,28 @@ def test_data_dir_accepts_parent_or_folder(cifar_dir):
     folder = resolve_data_dir(cifar_dir)
     assert folder.name == "cifar-10-batches-py"
     assert resolve_data_dir(str(folder)) == folder
+
+
+def committed_records():
+    """Every run record committed under results/ (anything with a run_id and a config)."""
+    for path in sorted((ROOT / "results").rglob("*.json")):
+        record = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(record, dict) and "run_id" in record and "config" in record:
+            yield path, record
+
+
+def test_committed_records_keep_their_run_id_and_model_facts():
+    """A change to TrainConfig or the hash must not orphan committed results: each record's config still hashes
+    to its run_id, and the network still reports the size and FLOPs the record holds."""
+    records = list(committed_records())
+    assert records, "results/ holds committed records"
+    for path, record in records:
+        config = TrainConfig.from_dict(record["config"])
+        where = path.relative_to(ROOT)
+        assert run_id(config) == record["run_id"], f"{where}: config no longer hashes to its run_id"
+        if path.parent.name == "runs":
+            assert path.stem == record["run_id"], f"{where}: file name and run_id differ"
+        stats = model_stats(config)
+        assert {k: record[k] for k in stats} == stats, f"{where}: model facts changed"
+        if record["status"] == "ok":
+            assert record["train_flops"] == train_flops(config, record["steps"] * config.batch_size), where

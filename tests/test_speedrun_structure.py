@@ -1,10 +1,15 @@
-"""The network and its counts against the recipe's reference numbers."""
+"""The network and its counts against the recipe's reference numbers; the package's module rules."""
+import ast
+from pathlib import Path
+
 import pytest
 import torch
 
-from speedrun import TrainConfig, model_stats
+from speedrun import TrainConfig, model_stats, train_flops
 from speedrun.config import stage_widths
 from speedrun.model import Net
+
+PACKAGE = Path(__file__).resolve().parents[1] / "speedrun"
 
 
 @pytest.mark.parametrize("width, params, trainable, mflops", [
@@ -12,7 +17,7 @@ from speedrun.model import Net
     (128, 26_260_320, None, 2_149.31),
 ])
 def test_counts_match_reference(width, params, trainable, mflops):
-    stats = model_stats(width)
+    stats = model_stats(TrainConfig(width=width))
     assert stats["num_params"] == params, f"width {width}: {stats['num_params']} parameters, reference {params}"
     if trainable is not None:
         assert stats["num_trainable_params"] == trainable
@@ -54,3 +59,50 @@ def test_frozen_and_bn_settings():
     convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
     assert all(m.bias is None for m in convs)
     assert net.head.bias is None
+
+
+def test_network_counts_itself_for_any_config():
+    """A non-default se_ratio changes the SE layers; the reported size must follow (a count keyed on width alone
+    would not). Checked against a direct count of a real network's parameters."""
+    config = TrainConfig(width=64, se_ratio=4)
+    net = Net(config)
+    direct = sum(p.numel() for p in net.parameters())
+    assert model_stats(config)["num_params"] == direct == net.num_params()
+    assert model_stats(config)["num_trainable_params"] == sum(p.numel() for p in net.parameters() if p.requires_grad)
+    assert direct != model_stats(TrainConfig(width=64))["num_params"], "se_ratio must change the count"
+    # Forward FLOPs differ by the SE layers' products alone: 2 FLOPs per multiply-add, down (C×h) and up (h×C)
+    # in group1 (C=128) and group3 (C=512), hidden h = C // se_ratio.
+    se = sum(2 * 2 * c * (c // 4 - c // 16) for c in (128, 512))
+    assert model_stats(config)["forward_flops_per_image"] - model_stats(TrainConfig(width=64))[
+        "forward_flops_per_image"] == se
+
+
+def test_model_stats_takes_a_config():
+    with pytest.raises(TypeError, match="takes a TrainConfig"):
+        model_stats(64)
+    stats = model_stats(TrainConfig(width=8))
+    stats["num_params"] = -1  # a caller editing its copy must not change what the next caller gets
+    assert model_stats(TrainConfig(width=8))["num_params"] > 0
+
+
+def test_train_flops_is_three_forward_passes_per_image():
+    config = TrainConfig(width=8, epochs=3, train_subset=1024, batch_size=256)
+    forward = model_stats(config)["forward_flops_per_image"]
+    assert train_flops(config, 10) == 3 * forward * 10
+    assert train_flops(config) == 3 * forward * (1024 // 256) * 3 * 256, "default: every step of the planned run"
+
+
+def _modules():
+    return sorted(p for p in PACKAGE.glob("*.py"))
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: p.name)
+def test_module_rules(path):
+    text = path.read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= 350, f"{path.name} is over 350 lines; split it by job"
+    if path.name != "__main__.py":
+        assert "__all__" in text, f"{path.name} must declare __all__"
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.ImportFrom) and node.level >= 1:
+            private = [a.name for a in node.names if a.name.startswith("_") and a.name != "__version__"]
+            assert not private, f"{path.name} imports private {private} from .{node.module}; make it public"

@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from speedrun import TrainConfig, train
+from speedrun.train import divergence
 from tests.conftest import ROOT, tiny_config
+from tests.test_speedrun_output import strict_load
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +33,7 @@ def test_record_has_every_documented_field(tiny_record):
     assert not missing, f"results/README.md documents fields the record lacks: {sorted(missing)}"
     undocumented = set(tiny_record) - documented_fields()
     assert not undocumented, f"record fields missing from results/README.md: {sorted(undocumented)}"
-    json.dumps(tiny_record)  # serialisable
+    json.dumps(tiny_record, allow_nan=False)  # strict JSON
 
 
 def test_record_contents(tiny_record):
@@ -40,6 +42,7 @@ def test_record_contents(tiny_record):
     assert len(r["history"]) == 2 and r["steps"] == 2 * (512 // 128)
     assert 0.0 <= r["ema_val_acc"] <= 1.0 and r["ema_val_acc"] == r["history"][-1]["ema_val_acc"]
     assert r["train_flops"] == 3 * r["forward_flops_per_image"] * r["steps"] * 128
+    assert r["flops_per_epoch"] * 2 == r["train_flops"], "2 epochs"
     assert r["config"]["width"] == 4 and r["train_images"] == 512 and r["test_images"] == 256
     assert 0 < r["train_time_s"] < r["wall_time_s"]
 
@@ -64,6 +67,14 @@ def test_progress_can_abort():
 
     with pytest.raises(TimeoutError):
         train(tiny_config(), progress=stop)
+
+
+def test_divergence_names_the_loss_and_epoch():
+    row = dict(epoch=2, train_loss=1.5, val_loss=None)
+    assert divergence(row, 5) is None
+    assert divergence({**row, "train_loss": float("nan")}, 5) == (
+        "training loss became nan in epoch 2 of 5; training stopped there")
+    assert divergence({**row, "val_loss": float("inf")}, 5).startswith("test loss became inf in epoch 2 of 5")
 
 
 def run_cli(*args, env=None):
@@ -113,6 +124,27 @@ def test_cli_bench_gemm_times_each_dtype(tmp_path):
     assert re.search(r"bf16 products run at [\d.]+× fp32", out.stdout)
     result = json.loads((tmp_path / "gemm.json").read_text())
     assert set(result["gflops_per_s"]) == {"fp32", "bf16"} and min(result["gflops_per_s"].values()) > 0
+
+
+def test_huge_lr_diverges_early_with_strict_json(tmp_path, cifar_dir):
+    """A real run on 512 CIFAR-10 images with lr 1000: the training loss is NaN by epoch 2 (measured), so the
+    run stops there instead of training on; the record says so and holds no headline."""
+    out = tmp_path / "run.json"
+    proc = run_cli("train", "--width", "8", "--epochs", "3", "--lr", "1000", "--train-subset", "512",
+                   "--batch-size", "128", "--test-subset", "256", "--device", "cpu", "--data-dir", cifar_dir,
+                   "--out", str(out))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stderr.startswith("diverged: training loss became nan in epoch "), proc.stderr
+    text = out.read_text()
+    record = strict_load(text)  # NaN or Infinity tokens would raise here
+    assert record["status"] == "diverged"
+    assert record["error"] == proc.stderr.splitlines()[0].removeprefix("diverged: ")
+    history = record["history"]
+    assert 1 <= len(history) < 3, "stopped before the last epoch"
+    assert history[-1]["train_loss"] is None, "the NaN loss is written as null"
+    assert all(record[k] is None for k in ("ema_val_acc", "val_acc", "val_loss", "train_loss", "train_acc"))
+    assert record["steps"] == len(history) * (512 // 128) and record["train_flops"] == (
+        len(history) * record["flops_per_epoch"]), "compute counts only what was trained"
 
 
 @pytest.mark.slow

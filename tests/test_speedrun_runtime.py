@@ -1,0 +1,68 @@
+"""The precision table and device helpers (speedrun/runtime.py): one entry is all a new precision needs."""
+import pytest
+import torch
+
+from speedrun import ConfigError, TrainConfig, train, train_flops
+from speedrun import runtime
+from speedrun.bench import bench, gemm_bench
+from speedrun.data import get_dataset
+from speedrun.runtime import Precision, resolve_precision
+from speedrun.train import build_training
+from tests.conftest import tiny_config
+
+CPU = torch.device("cpu")
+
+
+def test_config_accepts_exactly_the_table():
+    for name in ("auto", *runtime.PRECISIONS):
+        assert TrainConfig(precision=name).precision == name
+    with pytest.raises(ConfigError, match="one of auto, fp32, bf16, fp16"):
+        TrainConfig(precision="fp8")
+
+
+def test_auto_and_device_rules():
+    assert resolve_precision("auto", CPU).name == "fp32"
+    assert resolve_precision("auto", torch.device("cuda")).name == "fp16", "the reference trains pure fp16 on CUDA"
+    bf16 = resolve_precision("bf16", CPU)
+    assert bf16.storage == torch.float32 and bf16.compute == torch.bfloat16
+    with pytest.raises(RuntimeError, match="'fp16' is not supported on CPU; use fp32 or bf16"):
+        resolve_precision("fp16", CPU)
+
+
+def test_autocast_context_follows_the_entry():
+    x = torch.randn(4, 4)
+    with resolve_precision("bf16", CPU).autocast_context(CPU)():
+        assert (x @ x).dtype == torch.bfloat16
+    with resolve_precision("fp32", CPU).autocast_context(CPU)():
+        assert (x @ x).dtype == torch.float32
+
+
+def test_a_new_precision_is_one_table_entry(monkeypatch):
+    """fp64, added only to the table: config validation, training, the benchmark and the GEMM probe take it."""
+    monkeypatch.setitem(runtime.PRECISIONS, "fp64", Precision("fp64", torch.float64, None, ("cpu",)))
+    config = tiny_config(precision="fp64", epochs=1, train_subset=128, test_subset=64, batch_size=64)  # fp64 is slow
+    precision = resolve_precision("fp64", CPU)
+    data = get_dataset("synthetic", None, 128, 64, CPU, precision.storage)
+    net, *_ = build_training(config, data, CPU, precision)
+    assert net.head.weight.dtype == torch.float64
+    record = train(config)
+    assert record["status"] == "ok" and record["precision"] == "fp64"
+    assert bench(config.replace(batch_size=16), steps=1, warmup=0)["precision"] == "fp64"
+    assert set(gemm_bench("cpu", n=32, repeats=1)["gflops_per_s"]) == {"fp32", "bf16", "fp64"}
+
+
+def test_bench_figures_use_train_flops():
+    config = tiny_config(batch_size=64)
+    result = bench(config, steps=2, warmup=0)
+    seconds = result["seconds_per_step"] * result["steps"]
+    assert result["train_gflops_per_s"] == pytest.approx(train_flops(config, 2 * 64) / seconds / 1e9)
+    assert result["images_per_s"] == pytest.approx(2 * 64 / seconds)
+
+
+def test_unknown_device_is_a_clear_error():
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA is not available here; use --device cpu or auto"):
+            runtime.resolve_device("cuda:0")
+    assert runtime.resolve_device("cpu") == CPU
+    runtime.synchronize(CPU)  # a no-op, but it must exist for every device type
+    assert runtime.device_name(CPU)
