@@ -182,13 +182,14 @@ def train(config: TrainConfig, *, data: Dataset | None = None,
                 idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
                 x = augment_batch(padded, idx, dy[idx], dx[idx], flip[idx])
                 y = data.train_y[idx]
-                if step == d.ema_start_step:
-                    ema = EMA(net)  # taken from the live weights as the constant-lr tail begins
                 factor = d.lr_factor(step)
                 for group in optimizer.param_groups:
                     group["lr"] = group["peak_lr"] * factor
                 logits, losses = train_step(model, optimizer, loss_fn, x, y, cfg.loss_scale, autocast)
-                if ema is not None and d.is_ema_update(step):
+                # The seed's EMA clock (see Derived): the first action in the tail copies the live network ...
+                if d.is_ema_copy(step):
+                    ema = EMA(net)
+                elif d.is_ema_update(step):  # ... and every later one blends it in
                     ema.update(d.ema_update_decay)
                 loss_sum += losses.detach().float().sum()
                 correct += (logits.detach().argmax(dim=1) == y).sum()

@@ -2,6 +2,7 @@
 import copy
 
 import numpy as np
+import pytest
 import torch
 
 from speedrun import TrainConfig
@@ -65,24 +66,46 @@ def test_augment_batch_matches_slicing():
         torch.testing.assert_close(got[k], expected, rtol=0, atol=0)
 
 
-def test_ema_matches_naive_loop():
+def _perturb(net):
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p))
+        for name, buf in net.named_buffers():
+            if buf.is_floating_point():
+                buf.add_(torch.rand_like(buf))
+            else:
+                buf.add_(1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_ema_rounds_exactly_as_the_seed(dtype):
+    """The seed's NetworkEMA.update, entry by entry: ema.mul_(d).add_(live.mul(1 - d)) on fp16/fp32 entries
+    only; bit for bit in fp32 and fp16. Integer entries keep their value from the copy."""
     torch.manual_seed(0)
-    net = Net(TrainConfig(width=4))
+    net = Net(TrainConfig(width=4)).to(dtype)
     ema = EMA(net)
     reference = copy.deepcopy(net.state_dict())
     decay = 0.986 ** 2
     for _ in range(5):
-        with torch.no_grad():
-            for p in net.parameters():
-                p.add_(torch.randn_like(p))
-            for name, buf in net.named_buffers():
-                if buf.is_floating_point():
-                    buf.add_(torch.rand_like(buf))
+        _perturb(net)
         ema.update(decay)
-        for key, live in net.state_dict().items():
-            if live.is_floating_point():
-                reference[key] = decay * reference[key] + (1 - decay) * live
+        with torch.no_grad():
+            for key, live in net.state_dict().items():
+                if live.dtype in (torch.half, torch.float):
+                    reference[key].mul_(decay).add_(live.detach().mul(1.0 - decay))
     for key, value in ema.net.state_dict().items():
-        torch.testing.assert_close(value, reference[key], rtol=1e-5, atol=1e-6, msg=key)
+        torch.testing.assert_close(value, reference[key], rtol=0, atol=0, msg=key)
     assert ema.updates == 5
     assert not any(p.requires_grad for p in ema.net.parameters())
+    counters = [v for k, v in ema.net.state_dict().items() if k.endswith("num_batches_tracked")]
+    assert counters and all(int(c) == 0 for c in counters), "integer entries are not blended"
+
+
+def test_ema_is_not_a_lerp_in_fp16():
+    """The two roundings matter: one lerp gives different fp16 values (this is what the test above guards)."""
+    torch.manual_seed(0)
+    ema, live = torch.randn(10_000).half(), torch.randn(10_000).half()
+    d = 0.986 ** 2
+    seed_way = ema.clone().mul_(d).add_(live.mul(1 - d))
+    lerp_way = torch.lerp(ema, live, 1 - d)
+    assert not torch.equal(seed_way, lerp_way)
