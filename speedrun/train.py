@@ -92,7 +92,7 @@ def build_training(cfg: TrainConfig, data: Dataset, device: torch.device, precis
     """(net, model, optimizer, loss_fn, autocast): the network with whitening filters from every un-augmented
     training image, in the run's precision; `model` is `net`, compiled when cfg.compile."""
     net = build_net(cfg, device)
-    net.whiten.weight.copy_(data.whitening(cfg.whiten_eps, cfg.whiten_chunk))
+    net.whiten.weight.copy_(data.whitening(cfg.whiten_eps, cfg.whiten_chunk, cfg.whiten_method, cfg.seed))
     if precision == "fp16":
         net = net.half()  # pure fp16, no autocast or loss scaler: the reference's choice
     model = torch.compile(net) if cfg.compile else net

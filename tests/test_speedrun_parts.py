@@ -9,7 +9,7 @@ from speedrun import TrainConfig
 from speedrun.ema import EMA
 from speedrun.model import Net
 from speedrun.train import augment_batch, draw_augmentation
-from speedrun.whiten import patch_covariance, whitening_filters
+from speedrun.whiten import chunk_average_filters, chunk_eigen, patch_covariance, pooled_filters, whitening_filters
 
 
 def naive_patches(images: np.ndarray) -> np.ndarray:
@@ -40,6 +40,50 @@ def test_whitened_patches_have_predicted_covariance():
     cov = torch.cov(out.T)
     eig = torch.linalg.eigvalsh(patch_covariance(images)).flip(0)
     torch.testing.assert_close(cov, torch.diag(eig / (eig + 1e-2)), atol=1e-4, rtol=1e-4)
+
+
+def _mixed_images(n: int, seed: int = 0) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    mix = torch.randn(3, 3, generator=gen)
+    images = torch.einsum("ij,njhw->nihw", mix, torch.randn(n, 3, 12, 12, generator=gen))
+    return images + 0.5 * torch.roll(images, 1, dims=-1)
+
+
+def test_chunk_average_is_the_mean_of_per_chunk_decompositions():
+    """The seed's algorithm against a plain loop: numpy covariance and eigh per chunk (a short last chunk
+    weighing as much as a full one), then the mean. eigh fixes a vector only up to sign, and the seed averages
+    whatever signs it returns, so numpy's vectors are oriented as torch's eigh returned them per chunk."""
+    images = _mixed_images(50)
+    values, vectors = [], []
+    for start in range(0, 50, 16):  # 16, 16, 16, 2 images
+        part = images[start:start + 16]
+        lam, vec = np.linalg.eigh(np.cov(naive_patches(part.numpy().astype(np.float64)), rowvar=False))
+        rows = vec[:, ::-1].T
+        torch_rows = chunk_eigen(part)[1].double().numpy()
+        values.append(lam[::-1])
+        vectors.append(rows * np.sign((rows * torch_rows).sum(1, keepdims=True)))
+    lam, vec = np.mean(values, axis=0), np.mean(vectors, axis=0)
+    expected = (vec / np.sqrt(lam + 1e-2)[:, None]).reshape(12, 3, 2, 2)
+    got = chunk_average_filters(images, eps=1e-2, chunk=16).double().numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-4)
+
+
+def test_one_chunk_gives_the_pooled_filters():
+    images = _mixed_images(40)
+    pooled = pooled_filters(images).flatten(1).double()
+    one = chunk_average_filters(images, chunk=40).flatten(1).double()
+    cos = (pooled * one).sum(1).abs() / (pooled.norm(dim=1) * one.norm(dim=1))
+    assert cos.min() > 1 - 1e-6
+    torch.testing.assert_close(one.norm(dim=1), pooled.norm(dim=1), rtol=1e-4, atol=0)
+
+
+def test_chunk_order_comes_from_the_seed():
+    images = _mixed_images(60)
+    a = whitening_filters(images, chunk=16, method="chunk_average", seed=1)
+    assert torch.equal(a, whitening_filters(images, chunk=16, method="chunk_average", seed=1))
+    assert not torch.equal(a, whitening_filters(images, chunk=16, method="chunk_average", seed=2))
+    assert torch.equal(whitening_filters(images, chunk=16, seed=1), whitening_filters(images, chunk=16, seed=2)), \
+        "pooled does not depend on the order"
 
 
 def test_crop_offsets_quirk():
@@ -109,3 +153,14 @@ def test_ema_is_not_a_lerp_in_fp16():
     seed_way = ema.clone().mul_(d).add_(live.mul(1 - d))
     lerp_way = torch.lerp(ema, live, 1 - d)
     assert not torch.equal(seed_way, lerp_way)
+
+
+def test_a_run_can_whiten_as_the_seed():
+    """whiten_method='chunk_average' trains, and its run_id differs from the pooled run's."""
+    from speedrun import run_id, train
+    from tests.conftest import tiny_config
+
+    cfg = tiny_config(whiten_method="chunk_average", whiten_chunk=128)  # 4 chunks of the 512 images
+    record = train(cfg)
+    assert record["status"] == "ok" and record["config"]["whiten_method"] == "chunk_average"
+    assert record["run_id"] != run_id(cfg.replace(whiten_method="pooled"))
