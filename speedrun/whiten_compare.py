@@ -117,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="generator seed of the first chunk order")
     parser.add_argument("--out", help="also write the figures as JSON here")
     args = parser.parse_args(argv)
+    origin = provenance()  # read before the work: the code that runs, not what the tree holds afterwards
     try:
         if args.orders < 2 or args.chunk < 1:
             raise ConfigError(f"--orders {args.orders} --chunk {args.chunk}: need --orders >= 2 and --chunk >= 1")
@@ -134,7 +135,6 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.orders} chunk orders, eps {args.eps}")
     print("\n".join(report_lines(figures, chunks)))
     if args.out:
-        origin = provenance()
         write_json(args.out, dict(
             what="whitening filters: pooled (ours) vs chunk_average (the seed's), speedrun.whiten_compare",
             device=str(device), device_name=device_name(device), data_dtype=args.data_dtype, data_source=data.source,
