@@ -28,7 +28,7 @@ from .seed_load import SeedError, load_seed, seed_name
 # collaborators (train_step, augment_batch, EMA) are patched to record what happens.
 train_module = importlib.import_module(".train", __package__)
 
-__all__ = ["DiffSetup", "run_diff", "main"]
+__all__ = ["DiffSetup", "run_diff", "report_lines", "main"]
 
 EPS = {"fp32": torch.finfo(torch.float32).eps, "fp16": torch.finfo(torch.float16).eps}
 ROUNDING = 64  # "agree to float rounding" after one step: every entry within 64 ulps (relative to its tensor)
@@ -285,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--precision", choices=tuple(EPS), default="fp32", help="fp16 is CUDA only, as in the seed")
     p.add_argument("--out", help="also write the figures as JSON here")
     args = p.parse_args(argv)
+    origin = provenance()  # read before the work: the code that runs, not what the tree holds afterwards
     try:
         steps = tuple(sorted({int(s) for s in args.steps.split(",")}))
         setup = DiffSetup(width=args.width, epochs=args.epochs, train_images=args.train_images,
@@ -299,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.data} images, batch {args.batch_size}, {result['precision']} on {device_name(device)}")
     print("\n".join(report_lines(result)))
     if args.out:
-        write_json(args.out, dict(result, device_name=device_name(device), **provenance()))
+        write_json(args.out, dict(result, device_name=device_name(device), **origin))
         print(f"figures written to {args.out}")
     return 0 if result["ok"] else 1
 
