@@ -66,7 +66,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     d = config.derived()
     info = dict(width=config.width, epochs=config.epochs, stage_widths=list(d.stage_widths), **model_stats(config),
                 steps=d.total_steps, steps_per_epoch=d.steps_per_epoch, warmup_steps=d.warmup_steps,
-                decay_end_step=d.decay_end_step, ema_start_step=d.ema_start_step, ema_updates=d.ema_updates,
+                decay_end_step=d.decay_end_step, ema_copy_step=d.ema_copy_step, ema_updates=d.ema_updates,
                 train_flops=train_flops(config),
                 flops_per_epoch=train_flops(config, d.steps_per_epoch * config.batch_size))
     print(json_text(info), end="")

@@ -11,8 +11,10 @@ import json
 from dataclasses import dataclass
 
 from .runtime import precision_names
+from .whiten import METHODS as WHITEN_METHODS
 
-__all__ = ["TrainConfig", "ConfigError", "Derived", "run_id", "EXECUTION_FIELDS", "DEVICES"]
+__all__ = ["TrainConfig", "ConfigError", "Derived", "run_id", "EXECUTION_FIELDS", "IDENTITY_DEFAULTS", "DEVICES",
+           "LR_DIV_FACTOR"]
 
 DEVICES = ("auto", "cpu", "cuda", "mps")  # "cuda:N" is accepted too
 DATA_SOURCES = ("cifar10", "synthetic")
@@ -20,6 +22,14 @@ DATA_SOURCES = ("cifar10", "synthetic")
 # Fields that say *where/how* a run executes but cannot change its result; they stay out of run_id so the
 # same run is recognised on another machine and results folders can be merged.
 EXECUTION_FIELDS = frozenset({"device", "data_dir", "compile", "threads", "eval_batch_size"})
+
+# Fields added after run records were committed, each with the value that reproduces the behaviour those records
+# ran with. While a field holds that value it stays out of run_id, so every existing run keeps its id (a test
+# recomputes the id of every committed record); any other value enters the identity as usual.
+IDENTITY_DEFAULTS = {"whiten_method": "pooled"}
+
+# The seed builds its schedule with OneCycleLR(div_factor=1e16): the lr at step 0 is peak / 1e16, not 0.
+LR_DIV_FACTOR = 1e16
 
 
 class ConfigError(ValueError):
@@ -64,7 +74,11 @@ class TrainConfig:
     bn_eps: float = 1e-12
     logit_scale: float = 0.1  # logits multiplied by this after the final Linear
     whiten_eps: float = 1e-2  # filter_k = v_k / sqrt(lambda_k + eps)
-    whiten_chunk: int = 5000  # images per chunk when accumulating the patch covariance
+    whiten_chunk: int = 5000  # images per chunk (pooled: accumulation; chunk_average: one decomposition each)
+    # pooled: one covariance, decomposed once (ours); chunk_average: the seed's mean of per-chunk eigenvectors
+    # over a random chunk order drawn from `seed`. Measured on CIFAR-10 (results/whitening/): the two agree on
+    # 11 of 12 filters; the seed's 9th is sign-fragile and differs between its own runs, so pooled stays.
+    whiten_method: str = "pooled"
     # --- optimisation
     lr: float = 1.15 * 1.35 / 512  # peak lr of non-bias weights, per summed (not averaged) batch loss
     lr_bias_scale: float = 32.0  # bias-group peak lr = lr * this
@@ -119,9 +133,9 @@ class Derived:
     tail_steps: int  # constant-lr EMA tail at the end
     decay_end_step: int  # first step at final_lr_ratio x peak (= T - tail - 1)
     warmup_steps: float  # lr peaks at this (possibly fractional) step, as OneCycleLR computes it
-    ema_start_step: int  # the EMA copy is taken just before this step
+    ema_copy_step: int  # the EMA copy is taken after this optimiser step (0-based): 777 at 10 epochs
     ema_every: int  # EMA update every N steps
-    ema_updates: int  # EMA updates over the tail
+    ema_updates: int  # EMA updates after the copy: 96 at 10 epochs
     ema_update_decay: float  # decay applied per update: ema_decay ** ema_every (0.986**2 = 0.9722)
     final_lr_ratio: float
 
@@ -141,9 +155,17 @@ class Derived:
             # the EMA tail is the second half of the run, so short runs still warm up, decay and average.
             tail = max(1, total // 2)
         ramp = total - tail  # steps of warm-up + linear decay (the reference's OneCycleLR total_steps)
-        # OneCycleLR with pct_start = warmup_frac * T / ramp puts the peak at float(pct_start * ramp) - 1.
-        warmup = min(config.warmup_frac * total - 1, ramp - 1)
-        start = total - tail
+        # The seed's EMA clock: a counter incremented after every optimiser step; from the tail's first step on,
+        # the EMA acts whenever the counter is a multiple of ema_every, and its first action only copies. After
+        # step s (0-based) the counter is s + 1, so at 10 epochs the copy follows step 777 (counter 778).
+        acts = [s for s in range(ramp, total) if (s + 1) % config.ema_every == 0]
+        if not acts:
+            raise ConfigError(f"the EMA tail of {tail} step(s) holds no step where the EMA acts (every "
+                              f"{config.ema_every} steps); give the tail more steps (ema_epochs, epochs, images) or "
+                              "use a smaller ema_every")
+        # As the seed: pct_start = warmup_frac * T / ramp, and OneCycleLR peaks at float(pct_start * ramp) - 1.
+        # (A one-step run has no ramp: its single step runs at the tail's lr.)
+        warmup = min(float(config.warmup_frac * (total / ramp) * ramp) - 1, ramp - 1) if ramp else -1.0
         return Derived(
             stage_widths=stage_widths(config.width),
             steps_per_epoch=spe,
@@ -151,26 +173,33 @@ class Derived:
             tail_steps=tail,
             decay_end_step=ramp - 1,
             warmup_steps=warmup,
-            ema_start_step=start,
+            ema_copy_step=acts[0],
             ema_every=config.ema_every,
-            ema_updates=sum(1 for s in range(start, total) if (s + 1) % config.ema_every == 0),
+            ema_updates=len(acts) - 1,
             ema_update_decay=config.ema_decay**config.ema_every,
             final_lr_ratio=config.final_lr_ratio,
         )
 
     def lr_factor(self, step: int) -> float:
-        """Multiplier of the peak lr used at optimiser step `step` (0-based): linear warm-up from ~0, linear
-        decay to final_lr_ratio at decay_end_step, then constant through the EMA tail."""
+        """Multiplier of the peak lr used at optimiser step `step` (0-based), as the seed's OneCycleLR gives it:
+        linear warm-up from 1/LR_DIV_FACTOR, linear decay to final_lr_ratio at decay_end_step, then constant
+        through the EMA tail (the seed stops stepping its scheduler there)."""
+        start = 1.0 / LR_DIV_FACTOR
         if step <= self.warmup_steps:
-            return step / self.warmup_steps if self.warmup_steps > 0 else 1.0
+            pct = step / self.warmup_steps if self.warmup_steps > 0 else 1.0
+            return (1.0 - start) * pct + start
         if step >= self.decay_end_step:
             return self.final_lr_ratio
         pct = (step - self.warmup_steps) / (self.decay_end_step - self.warmup_steps)
-        return 1.0 + (self.final_lr_ratio - 1.0) * pct
+        return (self.final_lr_ratio - 1.0) * pct + 1.0
+
+    def is_ema_copy(self, step: int) -> bool:
+        """Whether the EMA copy of the live network is taken after optimiser step `step` (0-based)."""
+        return step == self.ema_copy_step
 
     def is_ema_update(self, step: int) -> bool:
         """Whether the EMA is updated after optimiser step `step` (0-based)."""
-        return step >= self.ema_start_step and (step + 1) % self.ema_every == 0
+        return step > self.ema_copy_step and (step + 1) % self.ema_every == 0
 
 
 def stage_widths(width: int) -> tuple[int, int, int, int]:
@@ -180,7 +209,8 @@ def stage_widths(width: int) -> tuple[int, int, int, int]:
 
 def run_id(config: TrainConfig) -> str:
     """12 hex digits naming the run: a hash of every field that can change the result."""
-    identity = {k: v for k, v in sorted(config.to_dict().items()) if k not in EXECUTION_FIELDS}
+    identity = {k: v for k, v in sorted(config.to_dict().items())
+                if k not in EXECUTION_FIELDS and not (k in IDENTITY_DEFAULTS and v == IDENTITY_DEFAULTS[k])}
     canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=repr)
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
@@ -225,6 +255,8 @@ def _validate(c: TrainConfig) -> None:
         fail("precision", f"one of {', '.join(precision_names())}")
     if c.data not in DATA_SOURCES:
         fail("data", f"one of {', '.join(DATA_SOURCES)}")
+    if c.whiten_method not in WHITEN_METHODS:
+        fail("whiten_method", f"one of {', '.join(WHITEN_METHODS)}")
     if c.data_dir is not None and not isinstance(c.data_dir, str):
         fail("data_dir", "a folder path or null")
     if c.threads is not None and (not isinstance(c.threads, int) or isinstance(c.threads, bool) or c.threads < 1):

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .whiten import whitening_filters
+from .whiten import METHODS, whitening_filters
 
 __all__ = ["DataError", "Dataset", "resolve_data_dir", "verify", "load_numpy", "get_dataset",
            "MEAN", "STD", "FILES"]
@@ -141,11 +141,12 @@ class Dataset:
     source: str  # "cifar10 (/path)" or "synthetic"
     _memo: dict = field(default_factory=dict, repr=False)  # per-process reuse across runs (see below)
 
-    def whitening(self, eps: float, chunk: int) -> torch.Tensor:
-        """Whitening filters of the training images, computed once per data set and reused by later runs."""
-        key = ("whitening", eps, chunk)
+    def whitening(self, eps: float, chunk: int, method: str = "pooled", seed: int = 0) -> torch.Tensor:
+        """Whitening filters of the training images, computed once per data set (and per seed, for a method
+        with a random chunk order) and reused by later runs."""
+        key = ("whitening", method, eps, chunk, seed if METHODS[method].random_order else None)
         if key not in self._memo:
-            self._memo[key] = whitening_filters(self.train_x, eps, chunk)
+            self._memo[key] = whitening_filters(self.train_x, eps, chunk, method, seed)
         return self._memo[key]
 
     def padded(self, pad: int) -> torch.Tensor:

@@ -11,7 +11,8 @@ __all__ = ["EMA"]
 
 class EMA:
     """A frozen copy of `net` taken now; `update` blends every floating-point state entry:
-    ema = decay * ema + (1 - decay) * live. Integer entries (BN's num_batches_tracked) are left alone."""
+    ema = decay * ema + (1 - decay) * live. Integer entries (BN's num_batches_tracked) keep their value from
+    the copy, as in the seed (it blends only fp16/fp32 entries; BN with a fixed momentum never reads them)."""
 
     def __init__(self, net: nn.Module):
         self.net = copy.deepcopy(net).eval().requires_grad_(False)
@@ -21,7 +22,8 @@ class EMA:
 
     @torch.no_grad()
     def update(self, decay: float) -> None:
-        ema = [e for e, _ in self._pairs]
-        live = [l for _, l in self._pairs]
-        torch._foreach_lerp_(ema, live, 1.0 - decay)  # ema + (1 - d)(live - ema) = d·ema + (1 - d)·live
+        # The seed's arithmetic, rounding for rounding: ema.mul_(d).add_(live * (1 - d)), entry by entry. A lerp
+        # rounds differently in fp16, and so does torch._foreach_mul_ on CPU, which rounds d itself to fp16.
+        for ema, live in self._pairs:
+            ema.mul_(decay).add_(live.mul(1.0 - decay))
         self.updates += 1

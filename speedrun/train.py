@@ -65,7 +65,7 @@ def build_training(cfg: TrainConfig, data: Dataset, device: torch.device, precis
     """(net, model, optimizer, loss_fn, autocast): the network with whitening filters from every un-augmented
     training image, in the run's precision; `model` is `net`, compiled when cfg.compile."""
     net = build_net(cfg, device)
-    net.whiten.weight.copy_(data.whitening(cfg.whiten_eps, cfg.whiten_chunk))
+    net.whiten.weight.copy_(data.whitening(cfg.whiten_eps, cfg.whiten_chunk, cfg.whiten_method, cfg.seed))
     net = net.to(precision.storage)  # fp16 stores everything in half, with no loss scaler: the reference's choice
     model = torch.compile(net) if cfg.compile else net
     optimizer = make_optimizer(net, cfg)
@@ -155,13 +155,14 @@ def train(config: TrainConfig, *, data: Dataset | None = None,
                 idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
                 x = augment_batch(padded, idx, dy[idx], dx[idx], flip[idx])
                 y = data.train_y[idx]
-                if step == d.ema_start_step:
-                    ema = EMA(net)  # taken from the live weights as the constant-lr tail begins
                 factor = d.lr_factor(step)
                 for group in optimizer.param_groups:
                     group["lr"] = group["peak_lr"] * factor
                 logits, losses = train_step(model, optimizer, loss_fn, x, y, cfg.loss_scale, autocast)
-                if ema is not None and d.is_ema_update(step):
+                # The seed's EMA clock (see Derived): the first action in the tail copies the live network ...
+                if d.is_ema_copy(step):
+                    ema = EMA(net)
+                elif d.is_ema_update(step):  # ... and every later one blends it in
                     ema.update(d.ema_update_decay)
                 loss_sum += losses.detach().float().sum()
                 correct += (logits.detach().argmax(dim=1) == y).sum()

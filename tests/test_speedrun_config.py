@@ -15,6 +15,7 @@ from tests.conftest import ROOT
     ("width", 0, ">= 1"), ("epochs", 0, ">= 1"), ("device", "tpu", "cuda:N"), ("precision", "fp8", "bf16"),
     ("train_subset", 100, "batch_size"), ("test_subset", 20_000, "1..10000"), ("seed", -1, ">= 0"),
     ("data", "imagenet", "synthetic"), ("flip_p", 2.0, "[0, 1]"), ("width", 2.5, "integer"),
+    ("whiten_method", "zca", "chunk_average"),
 ])
 def test_invalid_values_name_field_and_range(field, value, allowed):
     with pytest.raises(ConfigError) as err:
