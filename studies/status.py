@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import speedrun
+from tqdm import tqdm
 
 from .plan import Plan, plan_study
 from .spec import Study
@@ -87,7 +88,4 @@ def format_status(status: StudyStatus, study: Study) -> str:
 
 
 def _si(flops: int) -> str:
-    for unit, scale in (("E", 1e18), ("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6)):
-        if flops >= scale:
-            return f"{flops / scale:.2f}{unit}"
-    return str(flops)
+    return tqdm.format_sizeof(flops)  # 1.66T: three significant digits, SI prefixes

@@ -20,13 +20,17 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import tomllib
 from pathlib import Path
 from typing import Any
 
 from speedrun import EXECUTION_FIELDS, ConfigError, TrainConfig, run_id
 
 from .spec import Policy, Study
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser as the `tomli` package (a dependency there)
+    import tomli as tomllib
 
 __all__ = ["StudyError", "load_study", "resolve_study", "builtin_studies", "GRIDS_DIR"]
 
