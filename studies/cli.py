@@ -14,6 +14,7 @@ __all__ = ["main", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .backends import BACKENDS
     from .studyfile import builtin_studies
 
     parser = argparse.ArgumentParser(
@@ -29,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--jobs", type=int, metavar="N",
                      help="runs at once (default: one per GPU, else 1); --jobs 1 runs in this process, for debugging")
     run.add_argument("--devices", metavar="0,1,...", help="GPU indices to use (default: all visible)")
-    run.add_argument("--backend", choices=("loky", "dask"),
+    run.add_argument("--backend", choices=tuple(BACKENDS),
                      help="loky: worker processes on this machine (default); dask: a dask.distributed cluster "
                           "(the default when --address is given)")
     run.add_argument("--address", metavar="tcp://HOST:8786", help="the dask scheduler to send runs to")

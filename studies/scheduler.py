@@ -16,8 +16,8 @@ from typing import TextIO
 
 import speedrun
 
-from .backends import DaskPool, InProcessPool, LokyPool, Pool
-from .devices import Slot, plan_slots
+from .backends import BACKENDS, Pool, backend_class
+from .devices import Slot
 from .locks import LockInfo, claim
 from .logfile import attempt_trail
 from .plan import Plan, plan_study
@@ -25,9 +25,7 @@ from .spec import Run, Study
 from .store import StudyPaths
 from .task import RunOutcome, RunTask, write_failed
 
-__all__ = ["RunOptions", "Summary", "run_study", "BACKENDS"]
-
-BACKENDS = ("loky", "dask")
+__all__ = ["RunOptions", "Summary", "run_study"]
 
 
 @dataclass(frozen=True)
@@ -35,7 +33,7 @@ class RunOptions:
     results: str = "results"  # root folder; the study's records go to <results>/<study>/
     jobs: int | None = None  # runs at once (default: one per GPU, else 1); 1 runs in this process
     devices: list[int] | None = None  # GPU indices (default: all visible)
-    backend: str = "loky"
+    backend: str = next(iter(BACKENDS))  # a key of backends.BACKENDS
     address: str | None = None  # dask scheduler, e.g. tcp://host:8786
     data_dir: str | None = None  # passed to every run (execution-only; else $CIFAR10_DIR on each worker)
     dry_run: bool = False
@@ -71,26 +69,16 @@ def run_study(study: Study, options: RunOptions, *, out: TextIO | None = None, e
     (before any run starts) when the options or the results folder cannot work."""
     out, err = out or sys.stdout, err or sys.stderr
     t0 = time.perf_counter()
-    if options.backend not in BACKENDS:
-        raise ValueError(f"--backend {options.backend!r}: expected one of {', '.join(BACKENDS)}")
-    if options.backend == "dask" and not options.address:
-        raise ValueError("--backend dask needs --address tcp://HOST:8786 of a running dask scheduler "
-                         "(see studies/README.md)")
-    if options.backend != "dask" and options.address:
-        raise ValueError(f"--address {options.address} is for --backend dask; drop --backend {options.backend}")
-    if options.backend == "dask" and (options.devices is not None or options.jobs is not None):
-        raise ValueError("--jobs/--devices apply to --backend loky; with dask, start one worker per GPU "
-                         "(CUDA_VISIBLE_DEVICES=i dask worker ADDRESS --nthreads 1)")
+    backend = backend_class(options)  # ValueError for options the backend cannot use
     paths = StudyPaths.of(options.results, study.name)
     if options.dry_run:
         plan = plan_study(study, paths)
         _print_dry_run(plan, out)
         return Summary(study.name, skipped=plan.count("done"), elsewhere=plan.count("running"))
 
-    slots = [None] if options.backend == "dask" else plan_slots(
-        {r.config.device for r in study.runs()}, options.jobs, options.devices)
+    slots = backend.plan(study, options)
     summary = Summary(study.name)
-    pool: Pool | None = _make_pool(study, options, slots)  # connects to dask: an unreachable cluster fails first
+    pool: Pool | None = backend.start(study, options, slots)  # connects to dask: an unreachable cluster fails first
     try:
         paths.prepare()
         for line in paths.clean_leftovers():
@@ -100,9 +88,9 @@ def run_study(study: Study, options: RunOptions, *, out: TextIO | None = None, e
             print(f"warning: {problem}", file=err)
         summary.skipped, summary.elsewhere, todo = plan.count("done"), plan.count("running"), plan.todo
         print(f"{study.name}: {len(plan.runs)} runs — {summary.skipped} done, {summary.elsewhere} running elsewhere, "
-              f"{len(todo)} to run on {_where(options, slots)}; results in {paths.root}", file=err)
+              f"{len(todo)} to run on {backend.where(options, slots)}; results in {paths.root}", file=err)
         if todo:
-            _execute(study, options, paths, pool, slots, todo, summary, err)
+            _execute(study, options, paths, pool, todo, summary, err)
     except KeyboardInterrupt:
         summary.interrupted = True
         pool.close(kill=True)
@@ -114,39 +102,30 @@ def run_study(study: Study, options: RunOptions, *, out: TextIO | None = None, e
     return summary
 
 
-def _make_pool(study: Study, options: RunOptions, slots: list) -> Pool:
-    if options.backend == "dask":
-        return DaskPool(options.address, study.name)
-    return InProcessPool() if len(slots) == 1 and (options.jobs == 1 or slots[0].device is None) else LokyPool(slots)
-
-
-def _execute(study: Study, options: RunOptions, paths: StudyPaths, pool: Pool, slots: list, todo: list[Run],
-             summary: Summary, err: TextIO) -> None:
+def _execute(study: Study, options: RunOptions, paths: StudyPaths, pool: Pool, todo: list[Run], summary: Summary,
+             err: TextIO) -> None:
     from tqdm.auto import tqdm
 
     weight = {r.run_id: _flops(r) for r in todo}
     last_attempt = study.policy.retries + 1
     queue: deque[tuple[Run, int]] = deque((r, 1) for r in todo)
-    free: list = list(slots)
     in_flight: dict = {}
-    watch = os.getpid() if isinstance(pool, LokyPool) else None
     root = os.path.abspath(paths.root)  # workers (dask: on other machines) may not share our working directory
     with tqdm(total=sum(weight.values()), unit="FLOP", unit_scale=True, file=err, desc=study.name,
               disable=not options.progress, dynamic_ncols=True, smoothing=0.0) as bar:
         bar.set_postfix_str(f"runs 0/{len(todo)}")
         finished = 0
         while queue or in_flight:
-            while queue and (pool.capacity is None or free):
+            while queue and pool.has_room():
                 run, first = queue.popleft()
-                slot = free.pop(0) if pool.capacity is not None else None
+                slot = pool.take()
                 task = RunTask(study.name, run.run_id, _execution_config(run, slot, options), root,
-                               study.policy.retries, study.policy.timeout_s, first, watch,
+                               study.policy.retries, study.policy.timeout_s, first, pool.supervisor,
                                study.policy.kill_grace_s)
                 in_flight[pool.submit(task, slot)] = (run, first, slot, datetime.now(timezone.utc))
             for future in pool.wait_any(list(in_flight)):
                 run, first, slot, submitted = in_flight.pop(future)
-                if pool.capacity is not None:
-                    free.append(slot)
+                pool.give_back(slot)
                 try:
                     outcome = future.result()
                 except Exception as e:  # the worker died under the run (crash, OOM kill, watchdog, lost worker)
@@ -244,14 +223,6 @@ def _flops(run: Run) -> int:
         return int(speedrun.estimate_train_flops(run.config))
     except Exception:  # noqa: BLE001 — progress weighting only; count the run as one unit instead
         return 1
-
-
-def _where(options: RunOptions, slots: list) -> str:
-    if options.backend == "dask":
-        return f"dask at {options.address}"
-    devices = [s.device for s in slots if s.device]
-    what = ", ".join(devices) if devices else f"CPU ({len(slots)} at a time)"
-    return f"{what}{' in this process' if len(slots) == 1 and (options.jobs == 1 or not devices) else ''}"
 
 
 def _duration(seconds: float) -> str:

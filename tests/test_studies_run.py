@@ -257,8 +257,7 @@ def test_dead_worker_is_resubmitted_then_recorded(tmp_path, monkeypatch):
     scheduler writes the failed record itself. Simulated with a pool whose worker 'dies' for one run."""
     import concurrent.futures as cf
 
-    from studies import scheduler
-    from studies.backends import InProcessPool
+    from studies.backends import InProcessPool, LokyPool
     from studies.task import execute_run
 
     path = write_study(tmp_path, "crashy", {"seed": [0, 1]}, policy={"retries": 1})
@@ -275,7 +274,7 @@ def test_dead_worker_is_resubmitted_then_recorded(tmp_path, monkeypatch):
                 future.set_result(execute_run(task))
             return future
 
-    monkeypatch.setattr(scheduler, "_make_pool", lambda *a: CrashingPool())
+    monkeypatch.setattr(LokyPool, "start", classmethod(lambda cls, study, options, slots: CrashingPool(slots)))
     summary = run_study(load_study(path), RunOptions(results=str(tmp_path / "r"), progress=False))
     assert (summary.ok, summary.failed) == (1, 1)
     assert [a for rid, a in submitted if rid == doomed] == [1, 2], "resubmitted once, as attempt 2"
