@@ -2,22 +2,21 @@
 `python -m speedrun train` prints it, and the outcome (or the error with its traceback).
 
 Attempts append, so the log of a run that was retried, or restarted after its scheduler was killed, tells the
-whole story. Every attempt starts with a line beginning `# attempt `, which makes executions countable.
+whole story. Every attempt starts with a line beginning `# attempt `, which makes executions countable. The
+scheduler reads nothing back from here: the attempt under way is in the run's lock file (see locks.py).
 """
 from __future__ import annotations
 
 import os
-import re
 from datetime import datetime, timezone
 from pathlib import Path
 
 from .fsutil import host
 
-__all__ = ["RunLog", "ATTEMPT_PREFIX", "KILLED_PREFIX", "attempt_trail"]
+__all__ = ["RunLog", "ATTEMPT_PREFIX", "KILLED_PREFIX"]
 
 ATTEMPT_PREFIX = "# attempt "
-KILLED_PREFIX = "killed: "  # a note the task watchdog writes just before it ends its worker
-_HEADER = re.compile(r"^# attempt (\d+)/\d+ on .* at (\S+)$")
+KILLED_PREFIX = "killed: "  # a note the task watchdog writes just before it ends its worker (for the reader)
 _COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "ema_val_acc", "train_time_s")
 
 
@@ -65,27 +64,3 @@ def _fmt(value) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
     return str(value)
-
-
-def attempt_trail(path: Path, since: datetime) -> tuple[int | None, str | None]:
-    """What the log says about the attempt a dead worker was in: the number of the last attempt that started
-    at or after `since` (None when none did, e.g. the worker died before it began), and the reason the
-    watchdog gave if it ended that attempt's worker (None otherwise)."""
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return None, None
-    attempt, killed = None, None
-    cutoff = since.replace(microsecond=0)
-    for line in lines:
-        match = _HEADER.match(line)
-        if match:
-            try:
-                started = datetime.fromisoformat(match.group(2))
-            except ValueError:
-                continue
-            if started >= cutoff:
-                attempt, killed = int(match.group(1)), None
-        elif attempt is not None and line.startswith(f"# {KILLED_PREFIX}"):
-            killed = line[len(f"# {KILLED_PREFIX}"):]
-    return attempt, killed

@@ -7,10 +7,10 @@ and carries on. It never initialises CUDA: devices are counted with nvidia-smi a
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 import time
 from collections import deque
-from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -19,7 +19,6 @@ import speedrun
 from .backends import BACKENDS, Pool, backend_class
 from .devices import Slot
 from .locks import LockInfo, claim
-from .logfile import attempt_trail
 from .plan import Plan, plan_study
 from .spec import Run, Study
 from .store import StudyPaths
@@ -121,20 +120,22 @@ def _execute(study: Study, options: RunOptions, paths: StudyPaths, pool: Pool, t
                 slot = pool.take()
                 task = RunTask(study.name, run.run_id, _execution_config(run, slot, options), root,
                                study.policy.retries, study.policy.timeout_s, first, pool.supervisor,
-                               study.policy.kill_grace_s)
-                in_flight[pool.submit(task, slot)] = (run, first, slot, datetime.now(timezone.utc))
+                               study.policy.kill_grace_s, submission=secrets.token_hex(8))
+                in_flight[pool.submit(task, slot)] = (run, first, slot, task.submission)
             for future in pool.wait_any(list(in_flight)):
-                run, first, slot, submitted = in_flight.pop(future)
+                run, first, slot, submission = in_flight.pop(future)
                 pool.give_back(slot)
                 try:
                     outcome = future.result()
                 except Exception as e:  # the worker died under the run (crash, OOM kill, watchdog, lost worker)
                     pool.broken(slot)
                     # The worker may have got past its first attempt (retries happen inside it): go on from the
-                    # attempt it died in, as its log tells.
-                    started, killed = attempt_trail(paths.log_path(run.run_id), submitted)
-                    died_in = max(first, started or first)
-                    error = killed or f"worker died: {type(e).__name__}: {' '.join(str(e).split())[:300]}"
+                    # attempt it died in, as the lock it left behind says (none: it died before claiming).
+                    lock = paths.lock(run.run_id)
+                    ours = lock is not None and lock.submission == submission
+                    died_in = max(first, lock.attempt or first) if ours else first
+                    error = (lock.killed if ours and lock.killed else
+                             f"worker died: {type(e).__name__}: {' '.join(str(e).split())[:300]}")
                     if died_in < last_attempt:
                         bar.write(f"retry {run.run_id} {run.label()}: {error}", file=err)
                         queue.appendleft((run, died_in + 1))

@@ -175,28 +175,21 @@ def test_timeout_fails_the_attempt(tmp_path):
     assert rec["error"].startswith("RunTimeout: attempt exceeded timeout_s=0.001 after epoch 1 of 2")
 
 
-def test_attempt_trail_names_the_attempt_a_worker_died_in(tmp_path):
-    from datetime import datetime, timezone
+def test_lock_carries_the_attempt_and_the_kill_reason(tmp_path):
+    from studies.locks import read_lock
 
-    from studies.logfile import attempt_trail
-
-    log = tmp_path / "run.log"
-    assert attempt_trail(log, datetime.now(timezone.utc)) == (None, None), "no log yet"
-    log.write_text("# attempt 3/3 on h pid 1 device cpu at 2026-01-01T00:00:00+00:00\n"  # an earlier scheduler's
-                   "# killed: RunTimeout: old\n"
-                   "# attempt 1/3 on h pid 2 device cpu at 2026-06-01T12:00:00+00:00\n"
-                   "# failed: ValueError: x\n"
-                   "# attempt 2/3 on h pid 2 device cpu at 2026-06-01T12:00:09+00:00\n"
-                   "           1  2.3000\n"
-                   "# killed: RunTimeout: attempt 2 was still running\n")
-    since = datetime(2026, 6, 1, 12, 0, 0, 500_000, tzinfo=timezone.utc)  # headers carry whole seconds
-    assert attempt_trail(log, since) == (2, "RunTimeout: attempt 2 was still running")
-    assert attempt_trail(log, datetime(2026, 6, 1, 12, 0, 5, tzinfo=timezone.utc)) == (2, "RunTimeout: attempt 2 "
-                                                                                           "was still running")
-    assert attempt_trail(log, datetime(2026, 6, 2, tzinfo=timezone.utc)) == (None, None)
-    with log.open("a") as f:
-        f.write("# attempt 3/3 on h pid 3 device cpu at 2026-06-01T12:00:20+00:00\n")
-    assert attempt_trail(log, since) == (3, None), "a later attempt's death has no kill note of its own"
+    path = tmp_path / "run.lock"
+    held = claim(path, "abc", submission="s1")
+    info = read_lock(path)
+    assert (info.submission, info.attempt, info.killed) == ("s1", None, None)
+    assert held.update(attempt=2) and read_lock(path).attempt == 2
+    assert held.update(killed="RunTimeout: stuck") and read_lock(path).killed == "RunTimeout: stuck"
+    info = read_lock(path)
+    assert (info.token, info.attempt, info.submission) == (held.token, 2, "s1"), "update keeps the other fields"
+    other = claim(tmp_path / "other.lock", "def")
+    other.token = "not-ours"
+    assert not other.update(attempt=5) and read_lock(tmp_path / "other.lock").attempt is None, \
+        "only the holder may rewrite a lock"
 
 
 def test_attempt_stuck_inside_an_epoch_is_ended_with_its_worker(tmp_path):
@@ -281,3 +274,37 @@ def test_dead_worker_is_resubmitted_then_recorded(tmp_path, monkeypatch):
     rec = records(tmp_path / "r" / "crashy" / "runs")[doomed]
     assert rec["status"] == "failed" and rec["attempts"] == 2 and rec["error"].startswith("worker died: RuntimeError")
     assert not list((tmp_path / "r" / "crashy" / "locks").iterdir())
+
+
+def test_retry_after_a_dead_worker_goes_on_from_the_attempt_its_lock_names(tmp_path, monkeypatch):
+    """The worker got to attempt 2 of 3 (retries happen inside it), wrote that into its lock, and died: the
+    scheduler reads the lock, not the log, and resubmits as attempt 3. A lock of another submission is not
+    evidence about this one."""
+    import concurrent.futures as cf
+
+    from studies.backends import InProcessPool, LokyPool
+    from studies.task import execute_run
+
+    path = write_study(tmp_path, "relay", {"seed": [0]}, policy={"retries": 2})
+    (run,) = load_study(path).runs()
+    paths = studies.StudyPaths.of(tmp_path / "r", "relay")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a pid that is dead, like a crashed worker's
+    firsts: list[int] = []
+
+    class DyingPool(InProcessPool):
+        def submit(self, task, slot):
+            firsts.append(task.first_attempt)
+            future = cf.Future()
+            if len(firsts) == 1:  # the worker claims, reaches attempt 2, then dies with its lock left behind
+                held = claim(paths.lock_path(run.run_id), run.run_id, submission=task.submission)
+                held.update(attempt=2, pid=gone.pid)
+                future.set_exception(RuntimeError("A process in the process pool was terminated abruptly"))
+            else:
+                future.set_result(execute_run(task))
+            return future
+
+    monkeypatch.setattr(LokyPool, "start", classmethod(lambda cls, study, options, slots: DyingPool(slots)))
+    summary = run_study(load_study(path), RunOptions(results=str(tmp_path / "r"), progress=False))
+    assert firsts == [1, 3] and summary.ok == 1
+    assert records(paths.runs)[run.run_id]["attempts"] == 3
