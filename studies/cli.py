@@ -86,6 +86,11 @@ def _main(argv: list[str] | None) -> int:
         print(summary.line())
         for run_id, error in summary.errors.items():
             print(f"  failed {run_id}: {error} (log: {args.results}/{study.name}/logs/{run_id}.log)")
+        for run_id, reason in summary.divergences.items():
+            print(f"  diverged {run_id}: {reason} (final, not retried; record: "
+                  f"{args.results}/{study.name}/runs/{run_id}.json)")
+        if summary.no_space:
+            print(f"error: {summary.no_space}", file=sys.stderr)
     return summary.exit_code
 
 

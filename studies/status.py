@@ -19,6 +19,7 @@ __all__ = ["CellStatus", "StudyStatus", "study_status", "format_status"]
 class CellStatus:
     cell: dict  # grid values without the seed, e.g. {"width": 64, "epochs": 10}
     done: int = 0
+    diverged: int = 0  # final records whose training went non-finite (no accuracy; never rerun)
     failed: int = 0
     running: int = 0
     pending: int = 0  # nothing yet, or an unreadable record
@@ -27,7 +28,7 @@ class CellStatus:
 
     @property
     def total(self) -> int:
-        return self.done + self.failed + self.running + self.pending
+        return self.done + self.diverged + self.failed + self.running + self.pending
 
 
 @dataclass
@@ -51,8 +52,8 @@ def study_status(study: Study, results: str = "results") -> StudyStatus:
         cell = cells.setdefault(key, CellStatus(dict(zip(study.cell_fields, key))))
         state = plan.state[run.run_id]
         estimate = speedrun.estimate_train_flops(run.config)
-        if state == "done":
-            cell.done += 1
+        if state in ("done", "diverged"):  # a diverged run spent compute up to the epoch it stopped at
+            setattr(cell, state, getattr(cell, state) + 1)
             cell.flops_done += int(plan.records[run.run_id].get("train_flops") or estimate)
             continue
         cell.flops_remaining += estimate
@@ -69,11 +70,13 @@ def study_status(study: Study, results: str = "results") -> StudyStatus:
 def format_status(status: StudyStatus, study: Study) -> str:
     """A plain-text table, one line per cell, then the totals."""
     keys = list(study.cell_fields)
-    headers = keys + ["done", "failed", "running", "pending", "FLOPs done", "FLOPs left"]
-    rows = [[*(str(c.cell[k]) for k in keys), str(c.done), str(c.failed), str(c.running), str(c.pending),
+    counts = ("done", "diverged", "failed", "running", "pending") if status.total("diverged") else (
+        "done", "failed", "running", "pending")  # the diverged column only where there is one
+    headers = keys + list(counts) + ["FLOPs done", "FLOPs left"]
+    rows = [[*(str(c.cell[k]) for k in keys), *(str(getattr(c, n)) for n in counts),
              _si(c.flops_done), _si(c.flops_remaining)] for c in status.cells]
     totals = ["total", *[""] * (len(keys) - 1)] if keys else []
-    rows.append(totals + [str(status.total(n)) for n in ("done", "failed", "running", "pending")]
+    rows.append(totals + [str(status.total(n)) for n in counts]
                 + [_si(status.total("flops_done")), _si(status.total("flops_remaining"))])
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
     fmt = "  ".join(f"{{:>{w}}}" for w in widths)

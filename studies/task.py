@@ -23,7 +23,7 @@ from pathlib import Path
 import speedrun
 from speedrun import TrainConfig
 
-from .fsutil import host, pid_alive
+from .fsutil import host, is_disk_full, pid_alive
 from .locks import HEARTBEAT_S, Claim, LockInfo, claim
 from .logfile import KILLED_PREFIX, RunLog
 from .store import StudyPaths
@@ -58,7 +58,9 @@ class RunTask:
 @dataclass(frozen=True)
 class RunOutcome:
     run_id: str
-    state: str  # "ok", "failed", "done" (an ok record appeared meanwhile), "elsewhere" (locked), "lost"
+    # "ok", "failed", "diverged" (a final record: the loss went non-finite), "done" (an ok record appeared
+    # meanwhile), "elsewhere" (locked), "lost" (lock taken over), "nospace" (the results disk is full; no record)
+    state: str
     attempts: int = 0
     error: str | None = None
     seconds: float = 0.0
@@ -67,12 +69,14 @@ class RunOutcome:
 
 
 def execute_run(task: RunTask) -> RunOutcome:
-    """Run `task` to an ok or failed record, unless someone else holds or has finished it. Problems outside
-    training (the results folder became unwritable, the disk filled up) come back as a failed outcome without
-    a record, so the run is tried again next time."""
+    """Run `task` to an ok, failed or diverged record, unless someone else holds or has finished it. Problems
+    outside training come back without a record, so the run is tried again next time: a full disk as "nospace"
+    (the scheduler then stops starting runs), anything else (an unwritable folder) as "failed"."""
     try:
         return _execute(task)
     except Exception as e:  # noqa: BLE001 — raising would look like a dead worker to the scheduler
+        if is_disk_full(e):
+            return RunOutcome(task.run_id, "nospace", 0, StudyPaths(Path(task.root)).no_space_message(e))
         return RunOutcome(task.run_id, "failed", 0, f"{_one_line(e)} (no record written)")
 
 
@@ -84,8 +88,8 @@ def _execute(task: RunTask) -> RunOutcome:
     beat = _Heartbeat(held)
     beat.start()
     try:
-        # Checked under the lock: a record written by whoever held the lock before us is final.
-        if paths.read(task.run_id).state == "ok":
+        # Checked under the lock: an ok or diverged record written by whoever held the lock before us is final.
+        if paths.read(task.run_id).state in ("ok", "diverged"):
             return RunOutcome(task.run_id, "done")
         return _attempts(task, paths, held, beat)
     finally:
@@ -122,6 +126,8 @@ def _attempts(task: RunTask, paths: StudyPaths, held: Claim, beat: "_Heartbeat")
                 log.note(f"stopped: {e}")
                 return RunOutcome(task.run_id, "lost", attempt, str(e), time.perf_counter() - t0)
             except Exception as e:  # noqa: BLE001 — any failure of a run is recorded, never propagated
+                if is_disk_full(e):
+                    raise  # the log could not be written: not the run's fault, and no retry can fix it
                 error = _one_line(e)
                 log.failure(error, traceback.format_exc())
                 continue
@@ -130,6 +136,10 @@ def _attempts(task: RunTask, paths: StudyPaths, held: Claim, beat: "_Heartbeat")
                 log.note("finished, but the lock was taken over meanwhile; not writing the record")
                 return RunOutcome(task.run_id, "lost", attempt, "lock lost", time.perf_counter() - t0)
             paths.write_record(record)
+            if record.get("status") == "diverged":  # final: the same config and seed would diverge again
+                log.note(f"diverged: {record.get('error')}; recorded as final, not retried")
+                return RunOutcome(task.run_id, "diverged", attempt, record.get("error") or "non-finite loss",
+                                  time.perf_counter() - t0)
             log.success(record)
             return RunOutcome(task.run_id, "ok", attempt, None, time.perf_counter() - t0,
                               ema_val_acc=record.get("ema_val_acc"))
