@@ -38,6 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="folder holding cifar-10-batches-py, for every run (default: $CIFAR10_DIR, then the cache)")
     run.add_argument("--dry-run", action="store_true", help="list what would run and what is done; run nothing")
     run.add_argument("--no-progress", action="store_true", help="no progress bar (one line per finished run stays)")
+    run.add_argument("--no-bench", action="store_true",
+                     help="--dry-run: no `speedrun bench` for runs no finished record covers (their time stays unknown)")
+    status.add_argument("--bench", action="store_true",
+                        help="time a few training steps (`speedrun bench`) for runs no finished record covers")
     return parser
 
 
@@ -67,7 +71,7 @@ def _main(argv: list[str] | None) -> int:
     if args.command == "status":
         from .status import format_status, study_status
 
-        print(format_status(study_status(study, args.results), study))
+        print(format_status(study_status(study, args.results, bench=args.bench), study))
         return 0
 
     from .scheduler import RunOptions, run_study
@@ -77,7 +81,7 @@ def _main(argv: list[str] | None) -> int:
         options = RunOptions(results=args.results, jobs=args.jobs,
                              devices=parse_devices(args.devices) if args.devices is not None else None,
                              backend=args.backend or ("dask" if args.address else "loky"), address=args.address, data_dir=args.data_dir,
-                             dry_run=args.dry_run, progress=not args.no_progress)
+                             dry_run=args.dry_run, progress=not args.no_progress, bench=not args.no_bench)
         summary = run_study(study, options)
     except (DeviceError, StoreError, BackendError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from .backends import BACKENDS, Pool, backend_class
+from .estimate import plan_cost
 from .execute import Summary, execute_runs
 from .plan import Plan, plan_study
 from .spec import Study
@@ -30,6 +31,7 @@ class RunOptions:
     data_dir: str | None = None  # passed to every run (execution-only; else $CIFAR10_DIR on each worker)
     dry_run: bool = False
     progress: bool = True  # the tqdm bar on stderr
+    bench: bool = True  # dry run: time a few training steps for runs no finished record covers
 
 
 def run_study(study: Study, options: RunOptions, *, out: TextIO | None = None, err: TextIO | None = None) -> Summary:
@@ -39,13 +41,15 @@ def run_study(study: Study, options: RunOptions, *, out: TextIO | None = None, e
     t0 = time.perf_counter()
     backend = backend_class(options)  # ValueError for options the backend cannot use
     paths = StudyPaths.of(options.results, study.name)
+    slots = backend.plan(study, options)
     if options.dry_run:
         plan = plan_study(study, paths)
         _print_dry_run(plan, out)
+        for line in plan_cost(plan, slots, options.results, bench=options.bench).lines():
+            print(line, file=out)
         return Summary(study.name, skipped=plan.count("done") + plan.count("diverged"),
                        elsewhere=plan.count("running"))
 
-    slots = backend.plan(study, options)
     summary = Summary(study.name)
     pool: Pool | None = backend.start(study, options, slots)  # connects to dask: an unreachable cluster fails first
     try:
@@ -60,6 +64,9 @@ def run_study(study: Study, options: RunOptions, *, out: TextIO | None = None, e
         summary.elsewhere, todo = plan.count("running"), plan.todo
         print(f"{study.name}: {len(plan.runs)} runs — {summary.skipped} done, {summary.elsewhere} running elsewhere, "
               f"{len(todo)} to run on {backend.where(options, slots)}; results in {paths.root}", file=err)
+        cost = plan_cost(plan, slots, options.results) if todo else None  # records only: no bench before a run
+        for line in cost.lines()[1:] if cost is not None and cost.seconds is not None else []:
+            print(line, file=err)
         if todo:
             execute_runs(study, paths, pool, todo, summary, err, data_dir=options.data_dir, progress=options.progress)
     except KeyboardInterrupt:

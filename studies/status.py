@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 import speedrun
 from tqdm import tqdm
 
+from .devices import Slot, plan_slots
+from .estimate import Cost, plan_cost
 from .plan import Plan, plan_study
 from .spec import Study
 from .store import StudyPaths
@@ -38,12 +40,16 @@ class StudyStatus:
     cells: list[CellStatus] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     foreign: int = 0  # records in the folder that belong to no run of the current grid
+    cost: Cost | None = None  # FLOPs done and left, and the time left on the devices a run would use
 
     def total(self, name: str) -> int:
         return sum(getattr(c, name) for c in self.cells)
 
 
-def study_status(study: Study, results: str = "results") -> StudyStatus:
+def study_status(study: Study, results: str = "results", *, slots: list[Slot] | None = None,
+                 bench: bool = False) -> StudyStatus:
+    """Where `study` stands, per cell, and what is left would cost on `slots` (default: where `studies run`
+    with default options would place runs on this machine); `bench`: time a few steps where no record says."""
     plan: Plan = plan_study(study, StudyPaths.of(results, study.name))
     status = StudyStatus(study.name, str(plan.paths.root), problems=list(plan.problems), foreign=len(plan.foreign))
     cells: dict[tuple, CellStatus] = {}
@@ -64,6 +70,9 @@ def study_status(study: Study, results: str = "results") -> StudyStatus:
         else:
             cell.pending += 1
     status.cells = list(cells.values())
+    if slots is None:
+        slots = plan_slots({r.config.device for r in plan.runs}, None, None)
+    status.cost = plan_cost(plan, slots, results, bench=bench)
     return status
 
 
@@ -86,6 +95,7 @@ def format_status(status: StudyStatus, study: Study) -> str:
     if status.foreign:
         lines.append(f"note: {status.foreign} record(s) in {status.root}/runs belong to no run of this grid "
                      f"(the study file changed?); they are left alone")
+    lines += status.cost.lines() if status.cost is not None else []
     lines += [f"warning: {p}" for p in status.problems]
     return "\n".join(lines)
 

@@ -124,7 +124,8 @@ def test_status_counts_each_state_per_cell(tmp_path, capsys):
         assert main(["status", str(path), "--results", str(results)]) == 0
         out = capsys.readouterr().out
         assert "done  failed  running  pending" in out and "FLOPs left" in out
-        assert out.splitlines()[-1].split()[:5] == ["total", "2", "1", "1", "2"]
+        assert next(line for line in out.splitlines() if line.startswith("total")).split()[:5] == \
+            ["total", "2", "1", "1", "2"]
         plan_out = main(["run", str(path), "--results", str(results), "--dry-run"])
         assert plan_out == 0 and "running elsewhere" in capsys.readouterr().out
     finally:
