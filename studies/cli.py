@@ -36,7 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--address", metavar="tcp://HOST:8786", help="the dask scheduler to send runs to")
     run.add_argument("--data-dir", metavar="DIR",
                      help="folder holding cifar-10-batches-py, for every run (default: $CIFAR10_DIR, then the cache)")
-    run.add_argument("--dry-run", action="store_true", help="list what would run and what is done; run nothing")
+    run.add_argument("--dry-run", action="store_true",
+                     help="list what would run and what is done, with its cost; run nothing")
+    run.add_argument("--adaptive", action="store_true",
+                     help="add seeds where the uncertainty is largest, by the study's [adaptive] policy")
     run.add_argument("--no-progress", action="store_true", help="no progress bar (one line per finished run stays)")
     run.add_argument("--no-bench", action="store_true",
                      help="--dry-run: no `speedrun bench` for runs no finished record covers (their time stays unknown)")
@@ -81,7 +84,8 @@ def _main(argv: list[str] | None) -> int:
         options = RunOptions(results=args.results, jobs=args.jobs,
                              devices=parse_devices(args.devices) if args.devices is not None else None,
                              backend=args.backend or ("dask" if args.address else "loky"), address=args.address, data_dir=args.data_dir,
-                             dry_run=args.dry_run, progress=not args.no_progress, bench=not args.no_bench)
+                             dry_run=args.dry_run, progress=not args.no_progress, bench=not args.no_bench,
+                             adaptive=args.adaptive)
         summary = run_study(study, options)
     except (DeviceError, StoreError, BackendError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -93,6 +97,8 @@ def _main(argv: list[str] | None) -> int:
         for run_id, reason in summary.divergences.items():
             print(f"  diverged {run_id}: {reason} (final, not retried; record: "
                   f"{args.results}/{study.name}/runs/{run_id}.json)")
+        if summary.adaptive:
+            print(f"adaptive: {summary.adaptive}")
         if summary.no_space:
             print(f"error: {summary.no_space}", file=sys.stderr)
     return summary.exit_code

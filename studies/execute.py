@@ -39,6 +39,7 @@ class Summary:
     errors: dict[str, str] = field(default_factory=dict)  # run_id -> error, for failed runs
     divergences: dict[str, str] = field(default_factory=dict)  # run_id -> reason, for diverged runs
     adaptive: str | None = None  # the adaptive policy's final word (why it stopped), when one ran
+    adaptive_problem: bool = False  # it stopped because the law could not answer, not by its own rules
 
     @property
     def exit_code(self) -> int:
@@ -46,7 +47,7 @@ class Summary:
             return 130
         if self.no_space:
             return 2
-        return 1 if (self.failed or self.lost or self.diverged) else 0
+        return 1 if (self.failed or self.lost or self.diverged or self.adaptive_problem) else 0
 
     def line(self) -> str:
         head = f"{self.study}: {self.ok} ok, {self.failed} failed, "

@@ -15,6 +15,7 @@ from .backends import BACKENDS, Pool, backend_class
 from .estimate import plan_cost
 from .execute import Summary, execute_runs
 from .plan import Plan, plan_study
+from .rounds import print_adaptive_dry_run, run_rounds
 from .spec import Study
 from .store import StudyPaths
 
@@ -32,6 +33,7 @@ class RunOptions:
     dry_run: bool = False
     progress: bool = True  # the tqdm bar on stderr
     bench: bool = True  # dry run: time a few training steps for runs no finished record covers
+    adaptive: bool = False  # seeds by the study's [adaptive] policy instead of the grid's listed seeds
 
 
 def run_study(study: Study, options: RunOptions, *, out: TextIO | None = None, err: TextIO | None = None) -> Summary:
@@ -40,8 +42,14 @@ def run_study(study: Study, options: RunOptions, *, out: TextIO | None = None, e
     out, err = out or sys.stdout, err or sys.stderr
     t0 = time.perf_counter()
     backend = backend_class(options)  # ValueError for options the backend cannot use
+    if options.adaptive and study.adaptive is None:
+        raise ValueError(f"--adaptive: study {study.name!r} ({study.source or 'built by hand'}) has no [adaptive] "
+                         f"table; add one with a target (see studies/README.md)")
     paths = StudyPaths.of(options.results, study.name)
     slots = backend.plan(study, options)
+    if options.dry_run and options.adaptive:
+        state = print_adaptive_dry_run(study, paths, slots, options.results, out, bench=options.bench)
+        return Summary(study.name, skipped=len(state.chosen) - len(state.todo))
     if options.dry_run:
         plan = plan_study(study, paths)
         _print_dry_run(plan, out)
@@ -56,19 +64,12 @@ def run_study(study: Study, options: RunOptions, *, out: TextIO | None = None, e
         paths.prepare()
         for line in paths.clean_leftovers():
             print(f"note: {line}", file=err)
-        plan = plan_study(study, paths)
-        for problem in plan.problems:
-            print(f"warning: {problem}", file=err)
-        # A diverged record is final too (a rerun would diverge again): skipped like a done run.
-        summary.skipped = plan.count("done") + plan.count("diverged")
-        summary.elsewhere, todo = plan.count("running"), plan.todo
-        print(f"{study.name}: {len(plan.runs)} runs — {summary.skipped} done, {summary.elsewhere} running elsewhere, "
-              f"{len(todo)} to run on {backend.where(options, slots)}; results in {paths.root}", file=err)
-        cost = plan_cost(plan, slots, options.results) if todo else None  # records only: no bench before a run
-        for line in cost.lines()[1:] if cost is not None and cost.seconds is not None else []:
-            print(line, file=err)
-        if todo:
-            execute_runs(study, paths, pool, todo, summary, err, data_dir=options.data_dir, progress=options.progress)
+        where = backend.where(options, slots)
+        if options.adaptive:
+            print(f"{study.name}: adaptive seeds on {where}; results in {paths.root}", file=err)
+            run_rounds(study, paths, pool, summary, err, data_dir=options.data_dir, progress=options.progress)
+        else:
+            _run_grid(study, options, paths, pool, slots, where, summary, err)
     except KeyboardInterrupt:
         summary.interrupted = True
         pool.close(kill=True)
@@ -78,6 +79,27 @@ def run_study(study: Study, options: RunOptions, *, out: TextIO | None = None, e
             pool.close()
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _run_grid(study: Study, options: RunOptions, paths: StudyPaths, pool: Pool, slots, where: str, summary: Summary,
+              err: TextIO) -> None:
+    """Every run of the grid's listed seeds that has no final record."""
+    if study.adaptive is not None:
+        print(f"note: {study.name} has an [adaptive] policy; this runs the grid's listed seeds (add --adaptive "
+              f"to use the policy)", file=err)
+    plan = plan_study(study, paths)
+    for problem in plan.problems:
+        print(f"warning: {problem}", file=err)
+    # A diverged record is final too (a rerun would diverge again): skipped like a done run.
+    summary.skipped = plan.count("done") + plan.count("diverged")
+    summary.elsewhere, todo = plan.count("running"), plan.todo
+    print(f"{study.name}: {len(plan.runs)} runs — {summary.skipped} done, {summary.elsewhere} running elsewhere, "
+          f"{len(todo)} to run on {where}; results in {paths.root}", file=err)
+    cost = plan_cost(plan, slots, options.results) if todo else None  # records only: no bench before a run
+    for line in cost.lines()[1:] if cost is not None and cost.seconds is not None else []:
+        print(line, file=err)
+    if todo:
+        execute_runs(study, paths, pool, todo, summary, err, data_dir=options.data_dir, progress=options.progress)
 
 
 def _print_dry_run(plan: Plan, out: TextIO) -> None:

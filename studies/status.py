@@ -10,7 +10,9 @@ from tqdm import tqdm
 
 from .devices import Slot, plan_slots
 from .estimate import Cost, plan_cost
-from .plan import Plan, plan_study
+from .adaptive import replay
+from .plan import Plan, plan_runs, plan_study
+from .rounds import describe_replay, predictor_for
 from .spec import Study
 from .store import StudyPaths
 
@@ -41,6 +43,7 @@ class StudyStatus:
     problems: list[str] = field(default_factory=list)
     foreign: int = 0  # records in the folder that belong to no run of the current grid
     cost: Cost | None = None  # FLOPs done and left, and the time left on the devices a run would use
+    adaptive: str | None = None  # for a study with an [adaptive] policy: where the policy stands
 
     def total(self, name: str) -> int:
         return sum(getattr(c, name) for c in self.cells)
@@ -50,8 +53,16 @@ def study_status(study: Study, results: str = "results", *, slots: list[Slot] | 
                  bench: bool = False) -> StudyStatus:
     """Where `study` stands, per cell, and what is left would cost on `slots` (default: where `studies run`
     with default options would place runs on this machine); `bench`: time a few steps where no record says."""
-    plan: Plan = plan_study(study, StudyPaths.of(results, study.name))
-    status = StudyStatus(study.name, str(plan.paths.root), problems=list(plan.problems), foreign=len(plan.foreign))
+    paths = StudyPaths.of(results, study.name)
+    adaptive = None
+    if study.adaptive is not None:  # shown as `run --adaptive` runs it: the runs its rounds have chosen so far
+        state = replay(study, paths, predictor_for(study, paths, write_cache=False))
+        plan: Plan = plan_runs(study, paths, state.chosen)
+        adaptive = describe_replay(state)
+    else:
+        plan = plan_study(study, paths)
+    status = StudyStatus(study.name, str(plan.paths.root), problems=list(plan.problems), foreign=len(plan.foreign),
+                         adaptive=adaptive)
     cells: dict[tuple, CellStatus] = {}
     for run in plan.runs:
         key = run.cell(study.cell_fields)
@@ -90,7 +101,9 @@ def format_status(status: StudyStatus, study: Study) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
     fmt = "  ".join(f"{{:>{w}}}" for w in widths)
     n = sum(c.total for c in status.cells)
-    lines = [f"{status.study}: {n} runs in {len(status.cells)} cells ({status.root})", fmt.format(*headers)]
+    lines = [f"{status.study}: {n} runs in {len(status.cells)} cells ({status.root})"]
+    lines += [f"adaptive: {status.adaptive}"] if status.adaptive else []
+    lines += [fmt.format(*headers)]
     lines += [fmt.format(*r) for r in rows]
     if status.foreign:
         lines.append(f"note: {status.foreign} record(s) in {status.root}/runs belong to no run of this grid "

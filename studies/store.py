@@ -66,6 +66,11 @@ class StudyPaths:
     def locks(self) -> Path:
         return self.root / "locks"
 
+    @property
+    def adaptive(self) -> Path:
+        """Cached answers of the adaptive policy's law predictor (a cache: safe to delete)."""
+        return self.root / "adaptive"
+
     def record_path(self, run_id: str) -> Path:
         return self.runs / f"{run_id}.json"
 
@@ -119,7 +124,7 @@ class StudyPaths:
         """Delete temp files of dead writers and break stale locks (left by a killed scheduler).
         Returns one line per thing removed."""
         removed = []
-        for folder in (self.runs, self.locks, self.logs):
+        for folder in (self.runs, self.locks, self.logs, self.adaptive):
             if not folder.is_dir():
                 continue
             for path in folder.iterdir():
