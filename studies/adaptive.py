@@ -34,7 +34,13 @@ from .predictor import Predictor, PredictorError
 from .spec import Adaptive, Run, Study
 from .store import StudyPaths
 
-__all__ = ["CellState", "Replay", "replay", "decide", "Decision"]
+__all__ = ["CellState", "Replay", "replay", "decide", "Decision", "shrunk_sds", "PRIOR_DF"]
+
+# Degrees of freedom the pooled seed sd lends each cell's own (see shrunk_sds). In simulation (scaling's grid,
+# results/benchmarks/adaptive-seeds/) a cell's own sd alone (0) stopped cells at up to 2.4x the target standard
+# error; 5 kept the worst cell near 1.2-1.4x while still giving noisier cells more seeds; full pooling (1000)
+# spreads seeds evenly when the noise differs between cells.
+PRIOR_DF = 5.0
 
 
 @dataclass(frozen=True)
@@ -47,7 +53,11 @@ class CellState:
 
     @property
     def sd(self) -> float | None:
-        return statistics.stdev(self.values) if len(self.values) >= 2 else None
+        """Sample standard deviation (n - 1), in points; None under two ok runs."""
+        if len(self.values) < 2:
+            return None
+        mean = math.fsum(self.values) / len(self.values)
+        return math.sqrt(math.fsum((v - mean) ** 2 for v in self.values) / (len(self.values) - 1))
 
     @property
     def se(self) -> float:
@@ -102,30 +112,30 @@ def replay(study: Study, paths: StudyPaths, predictor: Predictor | None = None) 
         round_no += 1
 
 
-def decide(policy: Adaptive, cells: list[CellState], spent: int, predictor: Predictor | None) -> Decision:
-    """The next round's seeds from complete cells' records (pure but for the predictor's answers)."""
+def decide(policy: Adaptive, cells: list[CellState], spent: int, predictor: Predictor | None, *,
+           prior_df: float | None = None) -> Decision:
+    """The next round's seeds from complete cells' records (pure but for the predictor's answers). `prior_df`
+    overrides PRIOR_DF (for the simulation benchmark's sensitivity study only)."""
     if policy.target_se is not None:
-        return _decide_se(policy, cells, spent)
+        return _decide_se(policy, cells, spent, PRIOR_DF if prior_df is None else prior_df)
     if predictor is None:
         raise ValueError("target_halfwidth needs a predictor")
     return _decide_law(policy, cells, spent, predictor)
 
 
-def _decide_se(policy: Adaptive, cells: list[CellState], spent: int) -> Decision:
+def _decide_se(policy: Adaptive, cells: list[CellState], spent: int, prior_df: float = PRIOR_DF) -> Decision:
     target = policy.target_se
-    worst = max(range(len(cells)), key=lambda i: (cells[i].se, -i))
-    measure = (f"largest standard error {_points(cells[worst].se)} at {cells[worst].label()} "
-               f"({len(cells[worst].values)} ok run(s)); target {target:g} points")
-    sds = [c.sd for c in cells if c.sd is not None]
-    pooled = math.sqrt(statistics.fmean(s * s for s in sds)) if sds else math.inf
+    sds = shrunk_sds(cells, prior_df)
     n = [len(c.values) for c in cells]
     chosen = [len(c.seeds) for c in cells]
 
-    def se(i: int) -> float:  # as if the seeds this round adds come out ok, with the spread seen so far
-        if n[i] < 2:
-            return math.inf
-        return (cells[i].sd if cells[i].sd is not None else pooled) / math.sqrt(n[i])
+    def se(i: int) -> float:  # as if the seeds this round adds come out ok, with the spread estimated so far
+        return sds[i] / math.sqrt(n[i]) if n[i] >= 2 else math.inf
 
+    now = [se(i) for i in range(len(cells))]
+    worst = max(range(len(cells)), key=lambda i: (now[i], -i))
+    measure = (f"largest standard error {_points(now[worst])} at {cells[worst].label()} "
+               f"({n[worst]} ok run(s)); target {target:g} points")
     add: list[int] = []
     for _ in range(policy.batch):
         above = [i for i in range(len(cells)) if se(i) > target and chosen[i] < policy.max_seeds]
@@ -137,15 +147,28 @@ def _decide_se(policy: Adaptive, cells: list[CellState], spent: int) -> Decision
         n[best], chosen[best], spent = n[best] + 1, chosen[best] + 1, spent + cells[best].flops
     if add:
         return Decision(tuple(add), None, measure)
-    above = [c for c in cells if c.se > target]
+    above = [i for i in range(len(cells)) if now[i] > target]
     if not above:
         return Decision((), f"target met: every cell's standard error is at most {target:g} points", measure)
-    capped = [c for c in above if len(c.seeds) >= policy.max_seeds]
+    capped = [cells[i] for i in above if len(cells[i].seeds) >= policy.max_seeds]
     if len(capped) == len(above):
         return Decision((), f"max_seeds = {policy.max_seeds} reached in every cell still above the target "
                             f"({', '.join(c.label() for c in capped)})", measure)
     return Decision((), f"budget: one more seed would take the study past budget_flops = "
                         f"{policy.budget_flops:.3g} ({spent:.3g} spent)", measure)
+
+
+def shrunk_sds(cells: list[CellState], prior_df: float = PRIOR_DF) -> list[float]:
+    """Each cell's seed sd, pulled towards the pooled sd of all cells: variance ((n-1) s^2 + prior_df s_pool^2) /
+    (n - 1 + prior_df). A cell's own sd from 3-5 seeds is often far too small by chance, and stopping on it
+    leaves cells short (results/benchmarks/adaptive-seeds/); the pooled sd lends it prior_df degrees of freedom.
+    Cells with under two ok runs get the pooled sd (infinite when no cell has two)."""
+    dfs = [len(c.values) - 1 for c in cells]
+    num = sum(df * c.sd ** 2 for df, c in zip(dfs, cells) if df >= 1)
+    den = sum(df for df in dfs if df >= 1)
+    pooled = num / den if den else math.inf
+    return [math.sqrt((df * c.sd ** 2 + prior_df * pooled) / (df + prior_df)) if df >= 1 and den else
+            math.sqrt(pooled) for df, c in zip(dfs, cells)]
 
 
 def _decide_law(policy: Adaptive, cells: list[CellState], spent: int, predictor: Predictor) -> Decision:

@@ -34,17 +34,19 @@ def cell(values, seeds=None, flops=100, **where):
 
 
 def test_se_target_adds_seeds_worst_cell_first_within_caps_and_budget():
+    """The mechanics, with each cell's own sd (prior_df=0)."""
     cells = [cell([80.0, 80.1], width=4), cell([80.0, 81.0, 79.0], width=8), cell([70.0, 70.1, 70.2], width=16)]
     se = [c.se for c in cells]
     assert se[1] == pytest.approx(statistics.stdev([80, 81, 79]) / math.sqrt(3)) and se[0] < 0.1 and se[2] < 0.1
+    own = dict(prior_df=0)
     policy = Adaptive(min_seeds=2, max_seeds=5, batch=1, target_se=0.1)
-    assert decide(policy, cells, 0, None).add == (1,), "the only cell above the target"
+    assert decide(policy, cells, 0, None, **own).add == (1,), "the only cell above the target"
     # A batch of three: each pick counts as if its seed came out with the cell's spread (sd 1: se 1/sqrt(4) and
     # 1/sqrt(5) stay above 0.1), until max_seeds stops the cell.
-    assert decide(Adaptive(min_seeds=2, max_seeds=10, batch=3, target_se=0.1), cells, 0, None).add == (1, 1, 1)
-    assert decide(Adaptive(min_seeds=2, max_seeds=4, batch=3, target_se=0.1), cells, 0, None).add == (1,)
+    assert decide(Adaptive(min_seeds=2, max_seeds=10, batch=3, target_se=0.1), cells, 0, None, **own).add == (1, 1, 1)
+    assert decide(Adaptive(min_seeds=2, max_seeds=4, batch=3, target_se=0.1), cells, 0, None, **own).add == (1,)
     two = [cell([80.0, 80.4], width=4), cell([80.0, 81.0, 79.0], width=8)]  # se 0.2 and 0.577
-    assert decide(Adaptive(min_seeds=2, max_seeds=10, batch=2, target_se=0.1), two, 0, None).add == (1, 1), \
+    assert decide(Adaptive(min_seeds=2, max_seeds=10, batch=2, target_se=0.1), two, 0, None, **own).add == (1, 1), \
         "1/sqrt(4) = 0.5 is still above 0.2"
     capped = [cell([80.0, 81.0, 79.0, 80.5, 79.5], width=8)]
     stop = decide(policy, capped, 0, None)
@@ -55,6 +57,21 @@ def test_se_target_adds_seeds_worst_cell_first_within_caps_and_budget():
     assert met.add == () and met.stop == "target met: every cell's standard error is at most 1 points"
     lonely = [cell([80.0], width=4), cell([80.0, 81.0, 79.0], width=8)]  # one ok run (the other diverged)
     assert decide(policy, lonely, 0, None).add == (0,), "a cell without a standard error yet comes first"
+
+
+def test_a_cell_whose_few_seeds_agree_by_chance_borrows_the_pooled_spread():
+    from studies.adaptive import PRIOR_DF, shrunk_sds
+
+    lucky = cell([80.0, 80.01, 80.02], width=4)
+    noisy = cell([80.0, 81.0, 79.0, 80.5, 79.5, 80.2, 79.8, 80.0], width=8)
+    pooled = (2 * lucky.sd ** 2 + 7 * noisy.sd ** 2) / 9  # variance, weighted by degrees of freedom
+    expected = [math.sqrt((2 * lucky.sd ** 2 + PRIOR_DF * pooled) / (2 + PRIOR_DF)),
+                math.sqrt((7 * noisy.sd ** 2 + PRIOR_DF * pooled) / (7 + PRIOR_DF))]
+    assert shrunk_sds([lucky, noisy]) == pytest.approx(expected)
+    policy = Adaptive(min_seeds=3, max_seeds=10, target_se=0.2)
+    assert lucky.se < 0.2 and decide(policy, [lucky, noisy], 0, None, prior_df=0).add == (1,)
+    assert decide(policy, [lucky, noisy], 0, None).add == (0,), \
+        "with the pooled spread the lucky cell's 3 seeds are not enough: it is the worst"
 
 
 def test_adaptive_table_is_checked_with_every_problem(tmp_path):
@@ -229,3 +246,10 @@ def test_a_law_that_cannot_answer_stops_the_policy_with_exit_1(tmp_path, capsys,
     out = capsys.readouterr().out
     assert code == 1 and words in out, out
     assert "8 ok" in out, "round 0 (min_seeds everywhere) ran; nothing after it"
+
+
+def test_adaptive_needs_an_adaptive_table(tmp_path, capsys):
+    path = write_study(tmp_path, "plain", {"seed": [0]})
+    assert main(["run", str(path), "--results", str(tmp_path / "r"), "--adaptive"]) == 2
+    assert "has no [adaptive] table; add one with a target (see studies/README.md)" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

@@ -89,7 +89,7 @@ def test_grid_2x2x2_gives_8_ok_records_and_resumes(tmp_path):
 def test_dry_run_runs_nothing_and_lists_state(tmp_path, capsys):
     path = write_study(tmp_path, "dry", {"width": [2], "seed": [0, 1, 2]})
     results = tmp_path / "results"
-    assert main(["run", str(path), "--results", str(results), "--dry-run"]) == 0
+    assert main(["run", str(path), "--results", str(results), "--dry-run", "--no-bench"]) == 0
     out = capsys.readouterr().out
     assert out.count("  to run ") == 3 and "dry run" in out
     assert not results.exists(), "a dry run must create nothing"
@@ -97,7 +97,7 @@ def test_dry_run_runs_nothing_and_lists_state(tmp_path, capsys):
     first = study.runs()[0]
     run_study(dataclasses.replace(study, grid={"width": (2,), "seed": (0,)}),
               RunOptions(results=str(results), jobs=1, progress=False))
-    assert main(["run", str(path), "--results", str(results), "--dry-run"]) == 0
+    assert main(["run", str(path), "--results", str(results), "--dry-run", "--no-bench"]) == 0
     out = capsys.readouterr().out
     assert f"done                       {first.run_id}" in out and out.count("  to run ") == 2
     assert len(list((results / "dry" / "runs").glob("*.json"))) == 1
@@ -126,7 +126,7 @@ def test_status_counts_each_state_per_cell(tmp_path, capsys):
         assert "done  failed  running  pending" in out and "FLOPs left" in out
         assert next(line for line in out.splitlines() if line.startswith("total")).split()[:5] == \
             ["total", "2", "1", "1", "2"]
-        plan_out = main(["run", str(path), "--results", str(results), "--dry-run"])
+        plan_out = main(["run", str(path), "--results", str(results), "--dry-run", "--no-bench"])
         assert plan_out == 0 and "running elsewhere" in capsys.readouterr().out
     finally:
         held.release()
