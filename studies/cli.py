@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="--dry-run: no `speedrun bench` for runs no finished record covers (their time stays unknown)")
     status.add_argument("--bench", action="store_true",
                         help="time a few training steps (`speedrun bench`) for runs no finished record covers")
+    status.add_argument("--adaptive", action="store_true",
+                        help="show the runs the study's [adaptive] policy has chosen, as `run --adaptive` sees them")
     return parser
 
 
@@ -74,7 +76,11 @@ def _main(argv: list[str] | None) -> int:
     if args.command == "status":
         from .status import format_status, study_status
 
-        print(format_status(study_status(study, args.results, bench=args.bench), study))
+        try:
+            print(format_status(study_status(study, args.results, bench=args.bench, adaptive=args.adaptive), study))
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         return 0
 
     from .scheduler import RunOptions, run_study

@@ -79,12 +79,19 @@ def print_adaptive_dry_run(study: Study, paths: StudyPaths, slots, results: str,
         print(f"  {plan.state[run.run_id]:<10} {run.run_id}  {run.label()}", file=out)
     for line in plan_cost(plan, slots, results, bench=bench).lines():
         print(f"  {line}" if line.startswith("  ") else line, file=out)
-    cap = len(study.cells()) * policy.max_seeds - len(state.chosen)
-    if not state.stopped and cap > 0:
-        per_run = max(_run_flops(study.run_at({**cell, "seed": 0})) for cell in study.cells())
-        ceiling = f"; budget_flops caps the study at {policy.budget_flops:.3g}" if policy.budget_flops else ""
-        print(f"later rounds: at most {cap} more run(s) up to max_seeds (about {cap * per_run:.3g} FLOPs at "
-              f"most{ceiling}); how many depends on the spread the records show", file=out)
+    chosen = {}
+    for run in state.chosen:
+        key = tuple(sorted((k, v) for k, v in run.point.items() if k != "seed"))
+        chosen[key] = chosen.get(key, 0) + 1
+    room = [(policy.max_seeds - chosen.get(tuple(sorted(c.items())), 0),
+             _run_flops(study.run_at({**c, "seed": study.seeds(policy.max_seeds)[-1]}))) for c in study.cells()]
+    more_runs, more_flops = sum(n for n, _ in room), sum(n * f for n, f in room)
+    if policy.budget_flops is not None:
+        more_flops = min(more_flops, max(0.0, policy.budget_flops - state.flops))
+    if not state.stopped and more_runs > 0:
+        print(f"later rounds: at most {more_runs} more run(s) up to max_seeds, at most {more_flops:.3g} more FLOPs"
+              f"{' (budget_flops)' if policy.budget_flops is not None else ''}; how many depends on the spread "
+              f"the records show", file=out)
     return state
 
 

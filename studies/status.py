@@ -43,26 +43,31 @@ class StudyStatus:
     problems: list[str] = field(default_factory=list)
     foreign: int = 0  # records in the folder that belong to no run of the current grid
     cost: Cost | None = None  # FLOPs done and left, and the time left on the devices a run would use
-    adaptive: str | None = None  # for a study with an [adaptive] policy: where the policy stands
+    adaptive: str | None = None  # for a study with an [adaptive] policy: where it stands, or how to see that
 
     def total(self, name: str) -> int:
         return sum(getattr(c, name) for c in self.cells)
 
 
 def study_status(study: Study, results: str = "results", *, slots: list[Slot] | None = None,
-                 bench: bool = False) -> StudyStatus:
+                 bench: bool = False, adaptive: bool = False) -> StudyStatus:
     """Where `study` stands, per cell, and what is left would cost on `slots` (default: where `studies run`
-    with default options would place runs on this machine); `bench`: time a few steps where no record says."""
+    with default options would place runs on this machine); `bench`: time a few steps where no record says;
+    `adaptive`: as `run --adaptive` sees it (the runs its rounds have chosen so far), not the grid's seeds."""
     paths = StudyPaths.of(results, study.name)
-    adaptive = None
-    if study.adaptive is not None:  # shown as `run --adaptive` runs it: the runs its rounds have chosen so far
+    if adaptive and study.adaptive is None:
+        raise ValueError(f"--adaptive: study {study.name!r} has no [adaptive] table (see studies/README.md)")
+    note = None
+    if adaptive:
         state = replay(study, paths, predictor_for(study, paths, write_cache=False))
         plan: Plan = plan_runs(study, paths, state.chosen)
-        adaptive = describe_replay(state)
+        note = describe_replay(state)
     else:
         plan = plan_study(study, paths)
+        if study.adaptive is not None:
+            note = "this study has an [adaptive] policy; `status --adaptive` shows its rounds (this: the grid's seeds)"
     status = StudyStatus(study.name, str(plan.paths.root), problems=list(plan.problems), foreign=len(plan.foreign),
-                         adaptive=adaptive)
+                         adaptive=note)
     cells: dict[tuple, CellStatus] = {}
     for run in plan.runs:
         key = run.cell(study.cell_fields)

@@ -133,8 +133,10 @@ def test_adaptive_spends_extra_seeds_unevenly_and_a_rerun_does_nothing(uninterru
     assert main(["run", str(path), "--results", str(results), "--adaptive", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert f"0 ok, 0 failed, {len(uninterrupted)} skipped" in out and "adaptive: stopped after round" in out
-    assert main(["status", str(path), "--results", str(results)]) == 0
+    assert main(["status", str(path), "--results", str(results), "--adaptive"]) == 0
     assert "adaptive: stopped after round" in capsys.readouterr().out
+    assert main(["status", str(path), "--results", str(results)]) == 0
+    assert "`status --adaptive` shows its rounds" in capsys.readouterr().out
 
 
 def test_a_killed_adaptive_study_resumes_with_the_same_choices(uninterrupted, tmp_path):
