@@ -96,9 +96,11 @@ def replay(study: Study, paths: StudyPaths, predictor: Predictor | None = None) 
     cells = study.cells()
     counts = [policy.min_seeds] * len(cells)
     decision, round_no = None, 0
+    final: dict = {}  # run_id -> RecordState of runs with a final record (they never change: read each once)
     while True:
         chosen = [study.run_at({**cell, "seed": seed}) for cell, n in zip(cells, counts) for seed in study.seeds(n)]
-        states = {r.run_id: paths.read(r.run_id) for r in chosen}
+        states = {r.run_id: final.get(r.run_id) or paths.read(r.run_id) for r in chosen}
+        final.update({rid: st for rid, st in states.items() if st.state in ("ok", "diverged")})
         flops = sum(_flops(r) for r in chosen)
         todo = [r for r in chosen if states[r.run_id].state not in ("ok", "diverged")]
         if todo:

@@ -246,29 +246,36 @@ def test_bad_options_and_unwritable_results_exit_2_before_running(tmp_path, caps
     assert not (tmp_path / "r" / "opts" / "runs").exists(), "nothing may run or be created after an option error"
 
 
-def test_dead_worker_is_resubmitted_then_recorded(tmp_path, monkeypatch):
-    """A worker dying under a run (segfault, OOM kill) counts as an attempt; when attempts are spent, the
-    scheduler writes the failed record itself. Simulated with a pool whose worker 'dies' for one run."""
+def pool_whose_worker_dies(monkeypatch, dies) -> list[tuple[str, int]]:
+    """Make loky's start give an in-process pool whose worker 'dies' (its future raises, as loky's does) for the
+    tasks `dies(task)` picks; returns the (run_id, first_attempt) of every submission."""
     import concurrent.futures as cf
 
     from studies.backends import InProcessPool, LokyPool
     from studies.task import execute_run
 
-    path = write_study(tmp_path, "crashy", {"seed": [0, 1]}, policy={"retries": 1})
-    doomed = load_study(path).runs()[1].run_id
     submitted: list[tuple[str, int]] = []
 
-    class CrashingPool(InProcessPool):
+    class DyingPool(InProcessPool):
         def submit(self, task, slot):
             submitted.append((task.run_id, task.first_attempt))
             future = cf.Future()
-            if task.run_id == doomed:
+            if dies(task):
                 future.set_exception(RuntimeError("A process in the process pool was terminated abruptly"))
             else:
                 future.set_result(execute_run(task))
             return future
 
-    monkeypatch.setattr(LokyPool, "start", classmethod(lambda cls, study, options, slots: CrashingPool(slots)))
+    monkeypatch.setattr(LokyPool, "start", classmethod(lambda cls, study, options, slots: DyingPool(slots)))
+    return submitted
+
+
+def test_dead_worker_is_resubmitted_then_recorded(tmp_path, monkeypatch):
+    """A worker dying under a run (segfault, OOM kill) counts as an attempt; when attempts are spent, the
+    scheduler writes the failed record itself. Simulated with a pool whose worker 'dies' for one run."""
+    path = write_study(tmp_path, "crashy", {"seed": [0, 1]}, policy={"retries": 1})
+    doomed = load_study(path).runs()[1].run_id
+    submitted = pool_whose_worker_dies(monkeypatch, lambda task: task.run_id == doomed)
     summary = run_study(load_study(path), RunOptions(results=str(tmp_path / "r"), progress=False))
     assert (summary.ok, summary.failed) == (1, 1)
     assert [a for rid, a in submitted if rid == doomed] == [1, 2], "resubmitted once, as attempt 2"
@@ -279,33 +286,21 @@ def test_dead_worker_is_resubmitted_then_recorded(tmp_path, monkeypatch):
 
 def test_retry_after_a_dead_worker_goes_on_from_the_attempt_its_lock_names(tmp_path, monkeypatch):
     """The worker got to attempt 2 of 3 (retries happen inside it), wrote that into its lock, and died: the
-    scheduler reads the lock, not the log, and resubmits as attempt 3. A lock of another submission is not
-    evidence about this one."""
-    import concurrent.futures as cf
-
-    from studies.backends import InProcessPool, LokyPool
-    from studies.task import execute_run
-
+    scheduler reads the lock, not the log, and resubmits as attempt 3."""
     path = write_study(tmp_path, "relay", {"seed": [0]}, policy={"retries": 2})
     (run,) = load_study(path).runs()
     paths = studies.StudyPaths.of(tmp_path / "r", "relay")
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()  # a pid that is dead, like a crashed worker's
-    firsts: list[int] = []
 
-    class DyingPool(InProcessPool):
-        def submit(self, task, slot):
-            firsts.append(task.first_attempt)
-            future = cf.Future()
-            if len(firsts) == 1:  # the worker claims, reaches attempt 2, then dies with its lock left behind
-                held = claim(paths.lock_path(run.run_id), run.run_id, submission=task.submission)
-                held.update(attempt=2, pid=gone.pid)
-                future.set_exception(RuntimeError("A process in the process pool was terminated abruptly"))
-            else:
-                future.set_result(execute_run(task))
-            return future
+    def dies(task) -> bool:
+        if task.first_attempt > 1:
+            return False
+        held = claim(paths.lock_path(run.run_id), run.run_id, submission=task.submission)
+        held.update(attempt=2, pid=gone.pid)  # the worker reached attempt 2, then died with its lock left behind
+        return True
 
-    monkeypatch.setattr(LokyPool, "start", classmethod(lambda cls, study, options, slots: DyingPool(slots)))
+    submitted = pool_whose_worker_dies(monkeypatch, dies)
     summary = run_study(load_study(path), RunOptions(results=str(tmp_path / "r"), progress=False))
-    assert firsts == [1, 3] and summary.ok == 1
+    assert [first for _, first in submitted] == [1, 3] and summary.ok == 1
     assert records(paths.runs)[run.run_id]["attempts"] == 3
