@@ -122,6 +122,8 @@ def _attempts(task: RunTask, paths: StudyPaths, held: Claim, beat: "_Heartbeat")
                 finally:
                     if watchdog is not None:
                         watchdog.cancel()
+                if record.get("status") not in ("ok", "diverged"):  # a failure reported, not raised: the same
+                    raise RuntimeError(record.get("error") or f"train() returned status {record.get('status')!r}")
             except LockLost as e:
                 log.note(f"stopped: {e}")
                 return RunOutcome(task.run_id, "lost", attempt, str(e), time.perf_counter() - t0)

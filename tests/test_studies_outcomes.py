@@ -142,3 +142,19 @@ def test_too_little_free_space_starts_nothing(tmp_path, monkeypatch, capsys):
     assert f"error: only 0.00 MiB free on the disk holding {tmp_path / 'r' / 'tight'} (no run starts below " \
            f"{MIN_FREE_BYTES // 2**20} MiB): free space there and run the same command again" in err
     assert "not starting 2 more run(s)" in err
+
+
+def test_a_failed_record_returned_by_train_is_a_failed_attempt(tmp_path, monkeypatch):
+    """Should train() ever report a failure in its record instead of raising, it is not taken for a result."""
+    path = write_study(tmp_path, "quiet", {"seed": [0]}, policy={"retries": 1})
+    calls = []
+
+    def train(config, *, progress=None):
+        calls.append(config.seed)
+        return speedrun.failed_record(config, "ValueError: reported, not raised")
+
+    monkeypatch.setattr(speedrun, "train", train)
+    summary = run_study(load_study(path), RunOptions(results=str(tmp_path / "r"), progress=False))
+    assert (summary.ok, summary.failed, calls) == (0, 1, [0, 0])
+    (rec,) = records(tmp_path / "r" / "quiet" / "runs").values()
+    assert rec["status"] == "failed" and rec["error"] == "RuntimeError: ValueError: reported, not raised"
