@@ -10,10 +10,7 @@ from .writer import atomic_write_text, fsync_dir, json_text, strict_json, write_
 
 __version__ = "0.1.0"
 
-# The name studies called before train_flops existed; the same function (whole planned run by default).
-estimate_train_flops = train_flops
-
 __all__ = ["TrainConfig", "ConfigError", "Derived", "DataError", "EXECUTION_FIELDS", "PRECISIONS", "STATUSES",
-           "train", "run_id", "model_stats", "train_flops", "estimate_train_flops", "failed_record",
+           "train", "run_id", "model_stats", "train_flops", "failed_record",
            "atomic_write_text", "write_json", "json_text", "strict_json", "fsync_dir",
            "EPOCH_COLUMNS", "epoch_header", "epoch_line", "__version__"]

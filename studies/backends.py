@@ -1,68 +1,122 @@
-"""Where tasks execute: in this process (`--jobs 1`, the debug path), in long-lived loky worker processes (one
-machine), or on a dask.distributed cluster (many machines). All three take a RunTask and give back a future of
-its RunOutcome, so the scheduler loop is the same for each.
+"""Where tasks execute, as one table: `BACKENDS` maps each `--backend` name to its Pool class. Adding a backend is
+one entry here plus its class; the command line takes its choices from the table and the scheduler only talks to
+the abstract `Pool`.
 
-loky: one single-worker executor per slot, so a GPU slot's runs always land in the same process (its CUDA
-context and cached data set are reused, and a crash breaks only that slot). dask: tasks go to the cluster's
-scheduler, which places each on a worker with a free thread; start one worker per GPU with `--nthreads 1`.
+- loky: one machine. Long-lived single-worker loky processes, one per slot (a GPU, or a share of the CPU cores),
+  so a GPU slot's runs always land in the same process (its CUDA context and cached data set are reused, and a
+  crash breaks only that slot). With one CPU slot or `--jobs 1` the runs execute in this process instead
+  (`InProcessPool`, the debug path: pdb, prints and monkeypatching work).
+- dask: many machines. Tasks go to a dask.distributed scheduler, which places each on a worker with a free
+  thread; start one worker per GPU with `--nthreads 1`.
+
+Every pool takes a RunTask and gives back a future of its RunOutcome, so the scheduler loop is the same for each.
 """
 from __future__ import annotations
 
+import abc
 import concurrent.futures as cf
 import os
 import secrets
-from typing import Any
+from typing import Any, ClassVar
 
-from .devices import Slot
+from .devices import Slot, plan_slots
+from .spec import Study
 from .task import RunTask, execute_run, watch_scheduler
 
-__all__ = ["Pool", "InProcessPool", "LokyPool", "DaskPool", "BackendError"]
+__all__ = ["Pool", "InProcessPool", "LokyPool", "DaskPool", "BackendError", "BACKENDS", "backend_class"]
 
 
 class BackendError(RuntimeError):
     """The backend cannot start (no scheduler at --address, dask missing); the message says what to do."""
 
 
-class Pool:
-    capacity: int | None  # tasks in flight at once; None: submit everything, the cluster queues them
+class Pool(abc.ABC):
+    """A set of places to run tasks. Class side: check the options and plan the slots without starting anything
+    (also used by --dry-run and status); instance side: hand out slots, run tasks, report what finished."""
 
+    name: ClassVar[str]  # the --backend value
+
+    def __init__(self, slots: list[Slot] | None):
+        self._free = list(slots) if slots is not None else None  # None: no local limit, the cluster queues tasks
+
+    # --- class side: options and placement
+    @classmethod
+    @abc.abstractmethod
+    def check_options(cls, options) -> None:
+        """Raise ValueError (naming the flag and what to do) for options this backend cannot use."""
+
+    @classmethod
+    @abc.abstractmethod
+    def plan(cls, study: Study, options) -> list[Slot] | None:
+        """The slots runs would use, found without starting workers or touching CUDA; None when the backend
+        cannot know them here (a cluster's workers). Raises DeviceError for --jobs/--devices that do not fit."""
+
+    @classmethod
+    @abc.abstractmethod
+    def start(cls, study: Study, options, slots: list[Slot] | None) -> "Pool":
+        """A started pool for `slots` (from `plan`); BackendError when it cannot start."""
+
+    @classmethod
+    @abc.abstractmethod
+    def where(cls, options, slots: list[Slot] | None) -> str:
+        """Where runs go, in words, for the scheduler's first line."""
+
+    # --- instance side
+    supervisor: int | None = None  # the pid workers watch (they exit when it dies); None: workers are not ours
+
+    def has_room(self) -> bool:
+        return self._free is None or bool(self._free)
+
+    def take(self) -> Slot | None:
+        """A free slot for the next task (None where the backend places tasks itself)."""
+        return self._free.pop(0) if self._free is not None else None
+
+    def give_back(self, slot: Slot | None) -> None:
+        if self._free is not None:
+            self._free.append(slot)
+
+    @abc.abstractmethod
     def submit(self, task: RunTask, slot: Slot | None) -> Any: ...
-
-    def wait_any(self, futures: list) -> set: ...
-
-    def broken(self, slot: Slot | None) -> None:
-        """A task on `slot` died with its worker: make the slot usable again."""
-
-    def close(self, kill: bool = False) -> None: ...
-
-
-class InProcessPool(Pool):
-    """Runs each task here, at submit time: pdb, prints and monkeypatching all work."""
-
-    capacity = 1
-
-    def submit(self, task: RunTask, slot: Slot | None) -> cf.Future:
-        future: cf.Future = cf.Future()
-        try:
-            future.set_result(execute_run(task))
-        except Exception as e:  # noqa: BLE001 — the scheduler treats it like a dead worker
-            future.set_exception(e)
-        return future
 
     def wait_any(self, futures: list) -> set:
         return cf.wait(futures, return_when=cf.FIRST_COMPLETED).done
 
-    def close(self, kill: bool = False) -> None:
-        pass
+    def broken(self, slot: Slot | None) -> None:
+        """A task on `slot` died with its worker: make the slot usable again."""
+
+    @abc.abstractmethod
+    def close(self, kill: bool = False) -> None: ...
 
 
 class LokyPool(Pool):
+    name = "loky"
+
     def __init__(self, slots: list[Slot]):
         from joblib.externals.loky import ProcessPoolExecutor
 
+        super().__init__(slots)
         self._make = ProcessPoolExecutor
-        self.capacity = len(slots)
         self._executors: dict[int, Any] = {}
+        self.supervisor = os.getpid()
+
+    @classmethod
+    def check_options(cls, options) -> None:
+        if options.address:
+            raise ValueError(f"--address {options.address} is for --backend dask; drop --backend {cls.name}")
+
+    @classmethod
+    def plan(cls, study: Study, options) -> list[Slot]:
+        return plan_slots({r.config.device for r in study.runs()}, options.jobs, options.devices)
+
+    @classmethod
+    def start(cls, study: Study, options, slots: list[Slot]) -> Pool:
+        return InProcessPool(slots) if _in_process(options, slots) else cls(slots)
+
+    @classmethod
+    def where(cls, options, slots: list[Slot]) -> str:
+        devices = [s.device for s in slots if s.device]
+        what = ", ".join(devices) if devices else f"CPU ({len(slots)} at a time)"
+        return f"{what}{' in this process' if _in_process(options, slots) else ''}"
 
     def _executor(self, slot: Slot):
         if slot.index not in self._executors:
@@ -72,9 +126,6 @@ class LokyPool(Pool):
 
     def submit(self, task: RunTask, slot: Slot | None) -> cf.Future:
         return self._executor(slot).submit(execute_run, task)
-
-    def wait_any(self, futures: list) -> set:
-        return cf.wait(futures, return_when=cf.FIRST_COMPLETED).done
 
     def broken(self, slot: Slot | None) -> None:
         executor = self._executors.pop(slot.index, None)
@@ -87,10 +138,33 @@ class LokyPool(Pool):
         self._executors.clear()
 
 
+class InProcessPool(LokyPool):
+    """loky's debug path: runs each task here, at submit time (one slot, so one task at a time)."""
+
+    def __init__(self, slots: list[Slot] | None = None):
+        Pool.__init__(self, slots or [Slot(0, None, None)])
+        self.supervisor = None  # the task runs in the scheduler itself: nothing to watch, no worker to end
+
+    def submit(self, task: RunTask, slot: Slot | None) -> cf.Future:
+        future: cf.Future = cf.Future()
+        try:
+            future.set_result(execute_run(task))
+        except Exception as e:  # noqa: BLE001 — the scheduler treats it like a dead worker
+            future.set_exception(e)
+        return future
+
+    def broken(self, slot: Slot | None) -> None:
+        pass
+
+    def close(self, kill: bool = False) -> None:
+        pass
+
+
 class DaskPool(Pool):
-    capacity = None
+    name = "dask"
 
     def __init__(self, address: str, study: str):
+        super().__init__(None)
         try:
             from distributed import Client
         except ImportError:
@@ -103,6 +177,27 @@ class DaskPool(Pool):
                                f"(see studies/README.md)") from None
         self.study = study
 
+    @classmethod
+    def check_options(cls, options) -> None:
+        if not options.address:
+            raise ValueError("--backend dask needs --address tcp://HOST:8786 of a running dask scheduler "
+                             "(see studies/README.md)")
+        if options.devices is not None or options.jobs is not None:
+            raise ValueError("--jobs/--devices apply to --backend loky; with dask, start one worker per GPU "
+                             "(CUDA_VISIBLE_DEVICES=i dask worker ADDRESS --nthreads 1)")
+
+    @classmethod
+    def plan(cls, study: Study, options) -> None:
+        return None
+
+    @classmethod
+    def start(cls, study: Study, options, slots: None) -> Pool:
+        return cls(options.address, study.name)
+
+    @classmethod
+    def where(cls, options, slots: None) -> str:
+        return f"dask at {options.address}"
+
     def submit(self, task: RunTask, slot: Slot | None):
         key = f"studies-{self.study}-{task.run_id}-a{task.first_attempt}-{secrets.token_hex(3)}"
         return self.client.submit(execute_run, task, key=key, pure=False)
@@ -114,3 +209,22 @@ class DaskPool(Pool):
 
     def close(self, kill: bool = False) -> None:
         self.client.close()
+
+
+# The registry: --backend NAME -> its Pool class (the first entry is the default).
+BACKENDS: dict[str, type[Pool]] = {cls.name: cls for cls in (LokyPool, DaskPool)}
+
+
+def backend_class(options) -> type[Pool]:
+    """The Pool class for options.backend, after it has checked its own options (ValueError otherwise)."""
+    cls = BACKENDS.get(options.backend)
+    if cls is None:
+        raise ValueError(f"--backend {options.backend!r}: expected one of {', '.join(BACKENDS)}")
+    cls.check_options(options)
+    return cls
+
+
+def _in_process(options, slots: list[Slot]) -> bool:
+    """One slot and --jobs 1 (or a CPU slot): run in the scheduler's process, where a debugger can follow."""
+    return len(slots) == 1 and (options.jobs == 1 or slots[0].device is None)
+

@@ -14,6 +14,7 @@ __all__ = ["main", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .backends import BACKENDS
     from .studyfile import builtin_studies
 
     parser = argparse.ArgumentParser(
@@ -29,14 +30,23 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--jobs", type=int, metavar="N",
                      help="runs at once (default: one per GPU, else 1); --jobs 1 runs in this process, for debugging")
     run.add_argument("--devices", metavar="0,1,...", help="GPU indices to use (default: all visible)")
-    run.add_argument("--backend", choices=("loky", "dask"),
+    run.add_argument("--backend", choices=tuple(BACKENDS),
                      help="loky: worker processes on this machine (default); dask: a dask.distributed cluster "
                           "(the default when --address is given)")
     run.add_argument("--address", metavar="tcp://HOST:8786", help="the dask scheduler to send runs to")
     run.add_argument("--data-dir", metavar="DIR",
                      help="folder holding cifar-10-batches-py, for every run (default: $CIFAR10_DIR, then the cache)")
-    run.add_argument("--dry-run", action="store_true", help="list what would run and what is done; run nothing")
+    run.add_argument("--dry-run", action="store_true",
+                     help="list what would run and what is done, with its cost; run nothing")
+    run.add_argument("--adaptive", action="store_true",
+                     help="add seeds where the uncertainty is largest, by the study's [adaptive] policy")
     run.add_argument("--no-progress", action="store_true", help="no progress bar (one line per finished run stays)")
+    run.add_argument("--no-bench", action="store_true",
+                     help="--dry-run: no `speedrun bench` for runs no finished record covers (their time stays unknown)")
+    status.add_argument("--bench", action="store_true",
+                        help="time a few training steps (`speedrun bench`) for runs no finished record covers")
+    status.add_argument("--adaptive", action="store_true",
+                        help="show the runs the study's [adaptive] policy has chosen, as `run --adaptive` sees them")
     return parser
 
 
@@ -66,7 +76,11 @@ def _main(argv: list[str] | None) -> int:
     if args.command == "status":
         from .status import format_status, study_status
 
-        print(format_status(study_status(study, args.results), study))
+        try:
+            print(format_status(study_status(study, args.results, bench=args.bench, adaptive=args.adaptive), study))
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         return 0
 
     from .scheduler import RunOptions, run_study
@@ -76,7 +90,8 @@ def _main(argv: list[str] | None) -> int:
         options = RunOptions(results=args.results, jobs=args.jobs,
                              devices=parse_devices(args.devices) if args.devices is not None else None,
                              backend=args.backend or ("dask" if args.address else "loky"), address=args.address, data_dir=args.data_dir,
-                             dry_run=args.dry_run, progress=not args.no_progress)
+                             dry_run=args.dry_run, progress=not args.no_progress, bench=not args.no_bench,
+                             adaptive=args.adaptive)
         summary = run_study(study, options)
     except (DeviceError, StoreError, BackendError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -85,6 +100,13 @@ def _main(argv: list[str] | None) -> int:
         print(summary.line())
         for run_id, error in summary.errors.items():
             print(f"  failed {run_id}: {error} (log: {args.results}/{study.name}/logs/{run_id}.log)")
+        for run_id, reason in summary.divergences.items():
+            print(f"  diverged {run_id}: {reason} (final, not retried; record: "
+                  f"{args.results}/{study.name}/runs/{run_id}.json)")
+        if summary.adaptive:
+            print(f"adaptive: {summary.adaptive}")
+        if summary.no_space:
+            print(f"error: {summary.no_space}", file=sys.stderr)
     return summary.exit_code
 
 

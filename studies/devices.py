@@ -11,7 +11,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-__all__ = ["Slot", "plan_slots", "parse_devices", "detect_gpus", "DeviceError"]
+__all__ = ["Slot", "plan_slots", "parse_devices", "detect_gpus", "gpu_names", "DeviceError"]
 
 
 class DeviceError(ValueError):
@@ -51,6 +51,29 @@ def detect_gpus() -> list[int]:
     except (OSError, subprocess.SubprocessError):
         return []
     return list(range(sum(1 for line in out.splitlines() if line.startswith("GPU "))))
+
+
+def gpu_names() -> dict[int, str]:
+    """cuda:<i> index -> GPU name as the driver reports it (the same string torch.cuda.get_device_name gives),
+    from `nvidia-smi`, so CUDA is never initialised here. Empty when nvidia-smi is missing or says nothing."""
+    if shutil.which("nvidia-smi") is None:
+        return {}
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=index,name", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    physical = {}
+    for line in out.splitlines():
+        index, _, name = line.partition(",")
+        if index.strip().isdigit() and name.strip():
+            physical[int(index)] = name.strip()
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return physical
+    # cuda:<i> is the i-th visible GPU; entries are physical indices (UUIDs cannot be mapped here: skip them)
+    entries = [v.strip() for v in visible.split(",") if v.strip()]
+    return {i: physical[int(e)] for i, e in enumerate(entries) if e.isdigit() and int(e) in physical}
 
 
 def plan_slots(study_devices: set[str], jobs: int | None, devices: list[int] | None) -> list[Slot]:

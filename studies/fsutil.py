@@ -6,6 +6,7 @@ later scheduler can tell a leftover of a dead process (safe to delete) from a wr
 """
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import socket
@@ -14,9 +15,11 @@ from pathlib import Path
 import speedrun
 from speedrun import fsync_dir
 
-__all__ = ["host", "pid_alive", "temp_path", "temp_owner", "is_temp", "atomic_write_text", "fsync_dir"]
+__all__ = ["host", "pid_alive", "temp_path", "temp_owner", "is_temp", "atomic_write_text", "fsync_dir",
+           "is_disk_full", "DISK_FULL_ERRNOS"]
 
 _SEP = "~"
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)  # no space left on device; disk quota exceeded
 
 
 def host() -> str:
@@ -59,6 +62,17 @@ def temp_owner(path: Path) -> tuple[str, int] | None:
         return None
     _, owner_host, pid, _ = path.name.split(_SEP)
     return (owner_host, int(pid)) if pid.isdigit() else None
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether `exc`, or an exception it was raised from, says the disk (or the user's quota) is full."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def atomic_write_text(final: Path, text: str) -> None:

@@ -40,6 +40,9 @@ class LockInfo:
     started_at: str | None
     heartbeat_age_s: float  # seconds since the owner last touched it
     supervisor: int | None = None  # the scheduler pid a worker on the same host serves (it exits when that dies)
+    submission: str | None = None  # the scheduler's token for the task that claimed it (one per submit)
+    attempt: int | None = None  # the attempt under way, kept current by the holder (see Claim.update)
+    killed: str | None = None  # why the task watchdog ended the holder's process, if it did
 
     def stale_reason(self, ttl_s: float = LOCK_TTL_S) -> str | None:
         """Why this lock may be broken, or None while its owner is presumed alive."""
@@ -71,9 +74,11 @@ def read_lock(path: Path) -> LockInfo | None:
         data = json.loads(raw)
         owner_host, pid, token, started = str(data["host"]), int(data["pid"]), str(data["token"]), data.get("started_at")
         supervisor = int(data["supervisor"]) if data.get("supervisor") is not None else None
+        extra = dict(submission=data.get("submission"), killed=data.get("killed"),
+                     attempt=int(data["attempt"]) if data.get("attempt") is not None else None)
     except (ValueError, KeyError, TypeError, AttributeError):
-        owner_host, pid, token, started, supervisor = None, None, None, None, None
-    return LockInfo(path, raw, owner_host, pid, token, started, max(0.0, time.time() - mtime), supervisor)
+        owner_host, pid, token, started, supervisor, extra = None, None, None, None, None, {}
+    return LockInfo(path, raw, owner_host, pid, token, started, max(0.0, time.time() - mtime), supervisor, **extra)
 
 
 @dataclass
@@ -97,6 +102,22 @@ class Claim:
             return False
         return True
 
+    def update(self, **fields) -> bool:
+        """Rewrite the lock with `fields` added (the attempt under way, a kill reason), atomically and only while
+        it is ours; False when it is not. A breaker that read the old bytes sees different ones and backs off."""
+        info = read_lock(self.path)
+        if info is None or info.token != self.token:
+            return False
+        content = json.dumps({**json.loads(info.raw), **fields}).encode()
+        tmp = temp_path(self.path)
+        with open(tmp, "wb") as f:
+            f.write(content)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+        fsync_dir(self.path.parent)
+        return True
+
     def release(self) -> None:
         if self.owned():
             try:
@@ -105,14 +126,17 @@ class Claim:
                 pass
 
 
-def claim(path: Path, run_id: str, *, supervisor: int | None = None, ttl_s: float = LOCK_TTL_S) -> Claim | LockInfo:
+def claim(path: Path, run_id: str, *, supervisor: int | None = None, submission: str | None = None,
+          ttl_s: float = LOCK_TTL_S) -> Claim | LockInfo:
     """Take the lock for `run_id`; breaks a stale one. Returns the Claim, or the live holder's LockInfo.
-    `supervisor`: for a worker process, the pid of the scheduler it serves on this host."""
+    `supervisor`: for a worker process, the pid of the scheduler it serves on this host. `submission`: the
+    scheduler's token for this task, so that it can tell its own task's lock from anyone else's."""
     token = secrets.token_hex(8)
     content = json.dumps({
         "run_id": run_id, "host": host(), "pid": os.getpid(), "token": token,
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "heartbeat_s": HEARTBEAT_S, "ttl_s": ttl_s, "supervisor": supervisor,
+        "heartbeat_s": HEARTBEAT_S, "ttl_s": ttl_s, "supervisor": supervisor, "submission": submission,
+        "attempt": None, "killed": None,
     }).encode()
     holder: LockInfo | None = None
     for _ in range(5):

@@ -2,12 +2,12 @@
 `python -m speedrun train` prints it, and the outcome (or the error with its traceback).
 
 Attempts append, so the log of a run that was retried, or restarted after its scheduler was killed, tells the
-whole story. Every attempt starts with a line beginning `# attempt `, which makes executions countable.
+whole story. Every attempt starts with a line beginning `# attempt `, which makes executions countable. The
+scheduler reads nothing back from here: the attempt under way is in the run's lock file (see locks.py).
 """
 from __future__ import annotations
 
 import os
-import re
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -15,11 +15,10 @@ from speedrun import epoch_header, epoch_line
 
 from .fsutil import host
 
-__all__ = ["RunLog", "ATTEMPT_PREFIX", "KILLED_PREFIX", "attempt_trail"]
+__all__ = ["RunLog", "ATTEMPT_PREFIX", "KILLED_PREFIX"]
 
 ATTEMPT_PREFIX = "# attempt "
-KILLED_PREFIX = "killed: "  # a note the task watchdog writes just before it ends its worker
-_HEADER = re.compile(r"^# attempt (\d+)/\d+ on .* at (\S+)$")
+KILLED_PREFIX = "killed: "  # a note the task watchdog writes just before it ends its worker (for the reader)
 
 
 class RunLog:
@@ -66,27 +65,3 @@ def _fmt(value) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
     return str(value)
-
-
-def attempt_trail(path: Path, since: datetime) -> tuple[int | None, str | None]:
-    """What the log says about the attempt a dead worker was in: the number of the last attempt that started
-    at or after `since` (None when none did, e.g. the worker died before it began), and the reason the
-    watchdog gave if it ended that attempt's worker (None otherwise)."""
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return None, None
-    attempt, killed = None, None
-    cutoff = since.replace(microsecond=0)
-    for line in lines:
-        match = _HEADER.match(line)
-        if match:
-            try:
-                started = datetime.fromisoformat(match.group(2))
-            except ValueError:
-                continue
-            if started >= cutoff:
-                attempt, killed = int(match.group(1)), None
-        elif attempt is not None and line.startswith(f"# {KILLED_PREFIX}"):
-            killed = line[len(f"# {KILLED_PREFIX}"):]
-    return attempt, killed

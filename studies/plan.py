@@ -8,11 +8,13 @@ from dataclasses import dataclass, field
 from .spec import Run, Study
 from .store import StudyPaths
 
-__all__ = ["Plan", "plan_study", "STATES"]
+__all__ = ["Plan", "plan_study", "plan_runs", "STATES", "FINAL"]
 
-# done: an ok record. failed: a failed record (run again). running: a live lock held by someone.
-# corrupt: a record file that does not parse (run again, replaced). pending: nothing yet.
-STATES = ("done", "failed", "running", "corrupt", "pending")
+# done: an ok record. diverged: a diverged record (final, like done: a rerun would diverge again). failed: a
+# failed record (run again). running: a live lock held by someone. corrupt: a record file that does not parse
+# (run again, replaced). pending: nothing yet.
+STATES = ("done", "diverged", "failed", "running", "corrupt", "pending")
+FINAL = ("done", "diverged")
 
 
 @dataclass
@@ -23,7 +25,7 @@ class Plan:
     state: dict[str, str] = field(default_factory=dict)  # run_id -> one of STATES
     holder: dict[str, str] = field(default_factory=dict)  # run_id -> "host:pid since ..." for running ones
     problems: list[str] = field(default_factory=list)  # why corrupt records were not accepted
-    records: dict[str, dict] = field(default_factory=dict)  # run_id -> record, for done and failed
+    records: dict[str, dict] = field(default_factory=dict)  # run_id -> record, for done, diverged and failed
     foreign: list[str] = field(default_factory=list)  # record files of runs that are not in this grid
 
     def count(self, state: str) -> int:
@@ -36,13 +38,20 @@ class Plan:
 
 
 def plan_study(study: Study, paths: StudyPaths) -> Plan:
-    plan = Plan(study, paths, study.runs())
+    return plan_runs(study, paths, study.runs())
+
+
+def plan_runs(study: Study, paths: StudyPaths, runs: list[Run]) -> Plan:
+    """Where each of `runs` stands (the grid's runs, or an adaptive study's chosen ones)."""
+    plan = Plan(study, paths, runs)
     for run in plan.runs:
         rec = paths.read(run.run_id)
         lock = paths.lock(run.run_id)
         live = lock is not None and lock.stale_reason() is None
         if rec.state == "ok":
             plan.state[run.run_id] = "done"
+        elif rec.state == "diverged":
+            plan.state[run.run_id] = "diverged"
         elif live:
             plan.state[run.run_id] = "running"
             plan.holder[run.run_id] = lock.describe()

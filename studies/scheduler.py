@@ -6,28 +6,20 @@ and carries on. It never initialises CUDA: devices are counted with nvidia-smi a
 """
 from __future__ import annotations
 
-import os
 import sys
 import time
-from collections import deque
-from datetime import datetime, timezone
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TextIO
 
-import speedrun
-
-from .backends import DaskPool, InProcessPool, LokyPool, Pool
-from .devices import Slot, plan_slots
-from .locks import LockInfo, claim
-from .logfile import attempt_trail
+from .backends import BACKENDS, Pool, backend_class
+from .estimate import plan_cost
+from .execute import Summary, execute_runs
 from .plan import Plan, plan_study
-from .spec import Run, Study
+from .rounds import print_adaptive_dry_run, run_rounds
+from .spec import Study
 from .store import StudyPaths
-from .task import RunOutcome, RunTask, write_failed
 
-__all__ = ["RunOptions", "Summary", "run_study", "BACKENDS"]
-
-BACKENDS = ("loky", "dask")
+__all__ = ["RunOptions", "Summary", "run_study"]
 
 
 @dataclass(frozen=True)
@@ -35,35 +27,13 @@ class RunOptions:
     results: str = "results"  # root folder; the study's records go to <results>/<study>/
     jobs: int | None = None  # runs at once (default: one per GPU, else 1); 1 runs in this process
     devices: list[int] | None = None  # GPU indices (default: all visible)
-    backend: str = "loky"
+    backend: str = next(iter(BACKENDS))  # a key of backends.BACKENDS
     address: str | None = None  # dask scheduler, e.g. tcp://host:8786
     data_dir: str | None = None  # passed to every run (execution-only; else $CIFAR10_DIR on each worker)
     dry_run: bool = False
     progress: bool = True  # the tqdm bar on stderr
-
-
-@dataclass
-class Summary:
-    study: str
-    ok: int = 0
-    failed: int = 0
-    skipped: int = 0  # already done before we started, or finished by another scheduler meanwhile
-    elsewhere: int = 0  # claimed by another scheduler; not run here
-    lost: int = 0  # our lock was taken over mid-run; the other scheduler finishes it
-    seconds: float = 0.0
-    interrupted: bool = False
-    errors: dict[str, str] = field(default_factory=dict)  # run_id -> error, for failed runs
-
-    @property
-    def exit_code(self) -> int:
-        return 130 if self.interrupted else 1 if (self.failed or self.lost) else 0
-
-    def line(self) -> str:
-        head = f"{self.study}: {self.ok} ok, {self.failed} failed, {self.skipped} skipped (done)"
-        more = f", {self.elsewhere} running elsewhere" if self.elsewhere else ""
-        more += f", {self.lost} taken over" if self.lost else ""
-        tail = " — interrupted; run the same command again to continue" if self.interrupted else ""
-        return f"{head}{more} in {_duration(self.seconds)}{tail}"
+    bench: bool = True  # dry run: time a few training steps for runs no finished record covers
+    adaptive: bool = False  # seeds by the study's [adaptive] policy instead of the grid's listed seeds
 
 
 def run_study(study: Study, options: RunOptions, *, out: TextIO | None = None, err: TextIO | None = None) -> Summary:
@@ -71,38 +41,35 @@ def run_study(study: Study, options: RunOptions, *, out: TextIO | None = None, e
     (before any run starts) when the options or the results folder cannot work."""
     out, err = out or sys.stdout, err or sys.stderr
     t0 = time.perf_counter()
-    if options.backend not in BACKENDS:
-        raise ValueError(f"--backend {options.backend!r}: expected one of {', '.join(BACKENDS)}")
-    if options.backend == "dask" and not options.address:
-        raise ValueError("--backend dask needs --address tcp://HOST:8786 of a running dask scheduler "
-                         "(see studies/README.md)")
-    if options.backend != "dask" and options.address:
-        raise ValueError(f"--address {options.address} is for --backend dask; drop --backend {options.backend}")
-    if options.backend == "dask" and (options.devices is not None or options.jobs is not None):
-        raise ValueError("--jobs/--devices apply to --backend loky; with dask, start one worker per GPU "
-                         "(CUDA_VISIBLE_DEVICES=i dask worker ADDRESS --nthreads 1)")
+    backend = backend_class(options)  # ValueError for options the backend cannot use
+    if options.adaptive and study.adaptive is None:
+        raise ValueError(f"--adaptive: study {study.name!r} ({study.source or 'built by hand'}) has no [adaptive] "
+                         f"table; add one with a target (see studies/README.md)")
     paths = StudyPaths.of(options.results, study.name)
+    slots = backend.plan(study, options)
+    if options.dry_run and options.adaptive:
+        state = print_adaptive_dry_run(study, paths, slots, options.results, out, bench=options.bench)
+        return Summary(study.name, skipped=len(state.chosen) - len(state.todo))
     if options.dry_run:
         plan = plan_study(study, paths)
         _print_dry_run(plan, out)
-        return Summary(study.name, skipped=plan.count("done"), elsewhere=plan.count("running"))
+        for line in plan_cost(plan, slots, options.results, bench=options.bench).lines():
+            print(line, file=out)
+        return Summary(study.name, skipped=plan.count("done") + plan.count("diverged"),
+                       elsewhere=plan.count("running"))
 
-    slots = [None] if options.backend == "dask" else plan_slots(
-        {r.config.device for r in study.runs()}, options.jobs, options.devices)
     summary = Summary(study.name)
-    pool: Pool | None = _make_pool(study, options, slots)  # connects to dask: an unreachable cluster fails first
+    pool: Pool | None = backend.start(study, options, slots)  # connects to dask: an unreachable cluster fails first
     try:
         paths.prepare()
         for line in paths.clean_leftovers():
             print(f"note: {line}", file=err)
-        plan = plan_study(study, paths)
-        for problem in plan.problems:
-            print(f"warning: {problem}", file=err)
-        summary.skipped, summary.elsewhere, todo = plan.count("done"), plan.count("running"), plan.todo
-        print(f"{study.name}: {len(plan.runs)} runs — {summary.skipped} done, {summary.elsewhere} running elsewhere, "
-              f"{len(todo)} to run on {_where(options, slots)}; results in {paths.root}", file=err)
-        if todo:
-            _execute(study, options, paths, pool, slots, todo, summary, err)
+        where = backend.where(options, slots)
+        if options.adaptive:
+            print(f"{study.name}: adaptive seeds on {where}; results in {paths.root}", file=err)
+            run_rounds(study, paths, pool, summary, err, data_dir=options.data_dir, progress=options.progress)
+        else:
+            _run_grid(study, options, paths, pool, slots, where, summary, err)
     except KeyboardInterrupt:
         summary.interrupted = True
         pool.close(kill=True)
@@ -114,121 +81,30 @@ def run_study(study: Study, options: RunOptions, *, out: TextIO | None = None, e
     return summary
 
 
-def _make_pool(study: Study, options: RunOptions, slots: list) -> Pool:
-    if options.backend == "dask":
-        return DaskPool(options.address, study.name)
-    return InProcessPool() if len(slots) == 1 and (options.jobs == 1 or slots[0].device is None) else LokyPool(slots)
-
-
-def _execute(study: Study, options: RunOptions, paths: StudyPaths, pool: Pool, slots: list, todo: list[Run],
-             summary: Summary, err: TextIO) -> None:
-    from tqdm.auto import tqdm
-
-    weight = {r.run_id: _flops(r) for r in todo}
-    last_attempt = study.policy.retries + 1
-    queue: deque[tuple[Run, int]] = deque((r, 1) for r in todo)
-    free: list = list(slots)
-    in_flight: dict = {}
-    watch = os.getpid() if isinstance(pool, LokyPool) else None
-    root = os.path.abspath(paths.root)  # workers (dask: on other machines) may not share our working directory
-    with tqdm(total=sum(weight.values()), unit="FLOP", unit_scale=True, file=err, desc=study.name,
-              disable=not options.progress, dynamic_ncols=True, smoothing=0.0) as bar:
-        bar.set_postfix_str(f"runs 0/{len(todo)}")
-        finished = 0
-        while queue or in_flight:
-            while queue and (pool.capacity is None or free):
-                run, first = queue.popleft()
-                slot = free.pop(0) if pool.capacity is not None else None
-                task = RunTask(study.name, run.run_id, _execution_config(run, slot, options), root,
-                               study.policy.retries, study.policy.timeout_s, first, watch,
-                               study.policy.kill_grace_s)
-                in_flight[pool.submit(task, slot)] = (run, first, slot, datetime.now(timezone.utc))
-            for future in pool.wait_any(list(in_flight)):
-                run, first, slot, submitted = in_flight.pop(future)
-                if pool.capacity is not None:
-                    free.append(slot)
-                try:
-                    outcome = future.result()
-                except Exception as e:  # the worker died under the run (crash, OOM kill, watchdog, lost worker)
-                    pool.broken(slot)
-                    # The worker may have got past its first attempt (retries happen inside it): go on from the
-                    # attempt it died in, as its log tells.
-                    started, killed = attempt_trail(paths.log_path(run.run_id), submitted)
-                    died_in = max(first, started or first)
-                    error = killed or f"worker died: {type(e).__name__}: {' '.join(str(e).split())[:300]}"
-                    if died_in < last_attempt:
-                        bar.write(f"retry {run.run_id} {run.label()}: {error}", file=err)
-                        queue.appendleft((run, died_in + 1))
-                        continue
-                    outcome = _fail_from_here(study, paths, run, error, died_in)
-                finished += 1
-                _tally(summary, outcome)
-                bar.update(weight[run.run_id])
-                bar.set_postfix_str(f"runs {finished}/{len(todo)}, failed {summary.failed}")
-                bar.write(_outcome_line(run, outcome), file=err)
-
-
-def _execution_config(run: Run, slot: Slot | None, options: RunOptions) -> speedrun.TrainConfig:
-    """The run's config with this machine's execution-only fields; its run_id does not change."""
-    changes = {}
-    if slot is not None and slot.device is not None:
-        changes["device"] = slot.device
-    if slot is not None and slot.threads is not None and run.config.threads is None:
-        changes["threads"] = slot.threads
-    if options.data_dir is not None:
-        changes["data_dir"] = os.path.abspath(options.data_dir)
-    config = run.config.replace(**changes)
-    assert speedrun.run_id(config) == run.run_id, f"execution fields {sorted(changes)} changed run {run.run_id}'s id"
-    return config
-
-
-def _fail_from_here(study: Study, paths: StudyPaths, run: Run, error: str, attempts: int) -> RunOutcome:
-    """Record a run whose worker died on its last attempt (the worker could not write its own record)."""
-    held = claim(paths.lock_path(run.run_id), run.run_id)
-    if isinstance(held, LockInfo):  # a dask worker on another host may still hold it until its heartbeat expires
-        return RunOutcome(run.run_id, "failed", attempts, error + " (no record written: its lock is still held)")
-    try:
-        if paths.read(run.run_id).state == "ok":
-            return RunOutcome(run.run_id, "done")
-        task = RunTask(study.name, run.run_id, run.config, str(paths.root), study.policy.retries, None)
-        write_failed(paths, task, error, attempts)
-    finally:
-        held.release()
-    return RunOutcome(run.run_id, "failed", attempts, error)
-
-
-def _tally(summary: Summary, outcome: RunOutcome) -> None:
-    if outcome.state == "ok":
-        summary.ok += 1
-    elif outcome.state == "failed":
-        summary.failed += 1
-        summary.errors[outcome.run_id] = outcome.error or "unknown error"
-    elif outcome.state == "done":
-        summary.skipped += 1
-    elif outcome.state == "elsewhere":
-        summary.elsewhere += 1
-    else:
-        summary.lost += 1
-
-
-def _outcome_line(run: Run, o: RunOutcome) -> str:
-    if o.state == "ok":
-        acc = f" ema_val_acc {o.ema_val_acc:.4f}" if isinstance(o.ema_val_acc, float) else ""
-        tries = f" after {o.attempts} attempts" if o.attempts > 1 else ""
-        return f"ok      {run.run_id} {run.label()}{acc} in {_duration(o.seconds)}{tries}"
-    if o.state == "failed":
-        tries = f" after {o.attempts} attempt(s)" if o.attempts else ""
-        return f"FAILED  {run.run_id} {run.label()}{tries}: {o.error}"
-    if o.state == "done":
-        return f"skipped {run.run_id} {run.label()}: finished by another scheduler"
-    if o.state == "elsewhere":
-        return f"skipped {run.run_id} {run.label()}: running elsewhere ({o.where})"
-    return f"stopped {run.run_id} {run.label()}: {o.error}"
+def _run_grid(study: Study, options: RunOptions, paths: StudyPaths, pool: Pool, slots, where: str, summary: Summary,
+              err: TextIO) -> None:
+    """Every run of the grid's listed seeds that has no final record."""
+    if study.adaptive is not None:
+        print(f"note: {study.name} has an [adaptive] policy; this runs the grid's listed seeds (add --adaptive "
+              f"to use the policy)", file=err)
+    plan = plan_study(study, paths)
+    for problem in plan.problems:
+        print(f"warning: {problem}", file=err)
+    # A diverged record is final too (a rerun would diverge again): skipped like a done run.
+    summary.skipped = plan.count("done") + plan.count("diverged")
+    summary.elsewhere, todo = plan.count("running"), plan.todo
+    print(f"{study.name}: {len(plan.runs)} runs — {summary.skipped} done, {summary.elsewhere} running elsewhere, "
+          f"{len(todo)} to run on {where}; results in {paths.root}", file=err)
+    cost = plan_cost(plan, slots, options.results) if todo else None  # records only: no bench before a run
+    for line in cost.lines()[1:] if cost is not None and cost.seconds is not None else []:
+        print(line, file=err)
+    if todo:
+        execute_runs(study, paths, pool, todo, summary, err, data_dir=options.data_dir, progress=options.progress)
 
 
 def _print_dry_run(plan: Plan, out: TextIO) -> None:
-    words = {"done": "done", "failed": "to run (failed before)", "running": "running elsewhere",
-             "corrupt": "to run (unreadable record)", "pending": "to run"}
+    words = {"done": "done", "diverged": "diverged (final)", "failed": "to run (failed before)",
+             "running": "running elsewhere", "corrupt": "to run (unreadable record)", "pending": "to run"}
     print(f"{plan.study.name}: {len(plan.runs)} runs — {plan.count('done')} done, {plan.count('running')} running "
           f"elsewhere, {len(plan.todo)} to run (dry run: nothing is executed)", file=out)
     for run in plan.runs:
@@ -237,25 +113,3 @@ def _print_dry_run(plan: Plan, out: TextIO) -> None:
         print(f"  {words[state]:<26} {run.run_id}  {run.label()}{holder}", file=out)
     for problem in plan.problems:
         print(f"  warning: {problem}", file=out)
-
-
-def _flops(run: Run) -> int:
-    try:
-        return int(speedrun.estimate_train_flops(run.config))
-    except Exception:  # noqa: BLE001 — progress weighting only; count the run as one unit instead
-        return 1
-
-
-def _where(options: RunOptions, slots: list) -> str:
-    if options.backend == "dask":
-        return f"dask at {options.address}"
-    devices = [s.device for s in slots if s.device]
-    what = ", ".join(devices) if devices else f"CPU ({len(slots)} at a time)"
-    return f"{what}{' in this process' if len(slots) == 1 and (options.jobs == 1 or not devices) else ''}"
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s" if m else f"{s}s"

@@ -13,7 +13,7 @@ from typing import Any
 
 from speedrun import TrainConfig, run_id
 
-__all__ = ["Study", "Policy", "Run"]
+__all__ = ["Study", "Policy", "Run", "Adaptive"]
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,21 @@ class Policy:
     retries: int = 1  # extra attempts after a failed one (0: try once)
     timeout_s: float | None = None  # per attempt; checked after every epoch (None: no limit)
     kill_grace_s: float = 300.0  # an attempt still running this long past timeout_s has its worker ended
+
+
+@dataclass(frozen=True)
+class Adaptive:
+    """`studies run --adaptive`: seeds go where the uncertainty that matters is largest (see adaptive.py)."""
+
+    min_seeds: int = 3  # every cell gets this many seeds first
+    max_seeds: int = 10  # and never more than this many
+    batch: int = 1  # seeds added per round; the choices depend on it, so it lives here, not on the command line
+    target_se: float | None = None  # stop when every cell's standard error of ema_val_acc is this small (points)
+    target_halfwidth: float | None = None  # or when the law's interval at `at` is this narrow (half-width, points)
+    at: dict[str, Any] | None = None  # the named cell for target_halfwidth, e.g. {"width": 128, "epochs": 80}
+    interval: str = "ci95"  # which interval of the predictor: ci95 (the law's mean) or pi95 (one new run)
+    budget_flops: float | None = None  # stop before the study's training FLOPs (all its runs) would pass this
+    predictor: tuple[str, ...] = ("python", "-m", "analysis", "predict")  # the law's plug-in command
 
 
 @dataclass(frozen=True)
@@ -45,6 +60,7 @@ class Study:
     fixed: dict[str, Any] = field(default_factory=dict)
     policy: Policy = field(default_factory=Policy)
     source: str = ""  # the file it came from
+    adaptive: Adaptive | None = None  # the [adaptive] table, used by `run --adaptive`
 
     @property
     def cell_fields(self) -> tuple[str, ...]:
@@ -58,8 +74,18 @@ class Study:
     def runs(self) -> list[Run]:
         """Every run of the grid, in grid order. Raises speedrun.ConfigError for an invalid point (load_study
         has already checked every point, so this only happens for a Study built by hand)."""
-        out = []
-        for point in self.points():
-            config = TrainConfig(**{**self.fixed, **point})
-            out.append(Run(run_id(config), config, point))
-        return out
+        return [self.run_at(point) for point in self.points()]
+
+    def run_at(self, point: dict[str, Any]) -> Run:
+        config = TrainConfig(**{**self.fixed, **point})
+        return Run(run_id(config), config, point)
+
+    def cells(self) -> list[dict[str, Any]]:
+        """The grid's cells (points without the seed), in grid order."""
+        keys = self.cell_fields
+        return [dict(zip(keys, values)) for values in itertools.product(*(self.grid[k] for k in keys))]
+
+    def seeds(self, n: int) -> list[int]:
+        """The first n seeds of a cell: the grid's listed ones, then the next integers after the largest."""
+        listed = list(self.grid.get("seed", (self.fixed.get("seed", TrainConfig.seed),)))
+        return (listed + list(range(max(listed) + 1, max(listed) + 1 + max(0, n - len(listed)))))[:n]

@@ -9,20 +9,30 @@ reported and treated as not done, so it is run again and replaced.
 """
 from __future__ import annotations
 
-import errno
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .fsutil import atomic_write_text, host, is_temp, pid_alive, temp_owner, temp_path
+import speedrun
+
+from .fsutil import DISK_FULL_ERRNOS, atomic_write_text, host, is_temp, pid_alive, temp_owner, temp_path
 from .locks import LOCK_TTL_S, LockInfo, break_if_stale, read_lock
 
-__all__ = ["StudyPaths", "RecordState", "StoreError"]
+__all__ = ["StudyPaths", "RecordState", "StoreError", "RECORD_STATUSES", "MIN_FREE_BYTES"]
+
+# A record's `status` (results/README.md). diverged: training stopped at the first epoch whose loss was not finite;
+# the record is final (training is deterministic, so a rerun would diverge again).
+RECORD_STATUSES = ("ok", "failed", "diverged")
 
 _FOREIGN_TEMP_AGE_S = 600.0  # a temp file of another host older than this is a leftover (writes take ms)
 _PROBE_BYTES = 64 * 1024  # about the size of a large record: enough to notice a full disk
+# Below this much free space no new run starts: a record is ~10-100 kB and a log a few kB per epoch, so 16 MiB is
+# hundreds of runs' worth; less means the disk is as good as full, and a run started now would train to the end
+# only to fail writing its record (hours of GPU time lost).
+MIN_FREE_BYTES = 16 * 1024 * 1024
 
 
 class StoreError(OSError):
@@ -31,7 +41,7 @@ class StoreError(OSError):
 
 @dataclass(frozen=True)
 class RecordState:
-    """What the runs folder says about one run: state is "ok", "failed", "missing" or "corrupt"."""
+    """What the runs folder says about one run: state is a RECORD_STATUSES value, "missing" or "corrupt"."""
 
     state: str
     record: dict | None = None
@@ -57,6 +67,11 @@ class StudyPaths:
     @property
     def locks(self) -> Path:
         return self.root / "locks"
+
+    @property
+    def adaptive(self) -> Path:
+        """Cached answers of the adaptive policy's law predictor (a cache: safe to delete)."""
+        return self.root / "adaptive"
 
     def record_path(self, run_id: str) -> Path:
         return self.runs / f"{run_id}.json"
@@ -84,16 +99,34 @@ class StudyPaths:
                     os.unlink(probe)  # type: ignore[possibly-undefined]
                 except (OSError, UnboundLocalError):
                     pass
-                reason = "disk full" if e.errno in (errno.ENOSPC, errno.EDQUOT) else (e.strerror or str(e))
+                reason = "disk full" if e.errno in DISK_FULL_ERRNOS else (e.strerror or str(e))
                 raise StoreError(
                     f"cannot write to {folder} ({reason}); free space, fix permissions, or pass --results DIR"
                 ) from None
+
+    def space_problem(self) -> str | None:
+        """A one-line reason not to start another run (the disk holding the study is full), else None."""
+        try:
+            free = shutil.disk_usage(self.runs).free
+        except OSError:
+            return None  # cannot tell; writes will say
+        if free >= MIN_FREE_BYTES:
+            return None
+        return (f"only {free / 2**20:.2f} MiB free on the disk holding {self.root} (no run starts below "
+                f"{MIN_FREE_BYTES / 2**20:g} MiB): free space there and run the same command again; finished "
+                f"records are kept")
+
+    def no_space_message(self, exc: OSError) -> str:
+        """One line for a write that failed because the disk is full: which folder, and what to do."""
+        folder = Path(exc.filename).parent if getattr(exc, "filename", None) else self.root
+        return (f"no space left on the device holding {folder}: free space there and run the same command again; "
+                f"finished records are kept")
 
     def clean_leftovers(self) -> list[str]:
         """Delete temp files of dead writers and break stale locks (left by a killed scheduler).
         Returns one line per thing removed."""
         removed = []
-        for folder in (self.runs, self.locks, self.logs):
+        for folder in (self.runs, self.locks, self.logs, self.adaptive):
             if not folder.is_dir():
                 continue
             for path in folder.iterdir():
@@ -129,8 +162,9 @@ class StudyPaths:
             found = record.get("run_id") if isinstance(record, dict) else type(record).__name__
             return RecordState("corrupt", problem=f"{path}: holds run_id {found!r}, expected {run_id!r}")
         status = record.get("status")
-        if status not in ("ok", "failed"):
-            return RecordState("corrupt", problem=f"{path}: status {status!r}, expected 'ok' or 'failed'")
+        if status not in RECORD_STATUSES:
+            return RecordState("corrupt", problem=f"{path}: status {status!r}, expected one of "
+                                                  f"{', '.join(map(repr, RECORD_STATUSES))}")
         return RecordState(status, record)
 
     def record_ids(self) -> list[str]:
@@ -151,7 +185,7 @@ class StudyPaths:
     # --- writing
     def write_record(self, record: dict) -> Path:
         path = self.record_path(record["run_id"])
-        atomic_write_text(path, json.dumps(record, indent=1, sort_keys=False, default=str) + "\n")
+        atomic_write_text(path, speedrun.json_text(speedrun.strict_json(record)))  # strict JSON: null, never NaN
         return path
 
 

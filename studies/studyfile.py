@@ -11,6 +11,8 @@
     retries = 1                         # extra attempts after a failure (default 1)
     timeout_s = 1800                    # per attempt, checked after each epoch (default: none)
     kill_grace_s = 300                  # past timeout_s by this much inside an epoch: end the worker (default 300)
+    [adaptive]                          # optional: the policy of `studies run --adaptive` (see adaptive.py)
+    target_se = 0.10                    # or target_halfwidth = 0.15 with at = { width = 128, epochs = 80 }
 
 Every problem found is reported (file, key, what is allowed, what to do), not just the first; `StudyError`
 carries them all. Each grid point is built into a TrainConfig, so an invalid value is caught here, not an
@@ -20,18 +22,23 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import tomllib
 from pathlib import Path
 from typing import Any
 
+import speedrun
 from speedrun import EXECUTION_FIELDS, ConfigError, TrainConfig, run_id
 
-from .spec import Policy, Study
+from .spec import Adaptive, Policy, Study
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser as the `tomli` package (a dependency there)
+    import tomli as tomllib
 
 __all__ = ["StudyError", "load_study", "resolve_study", "builtin_studies", "GRIDS_DIR"]
 
 GRIDS_DIR = Path(__file__).parent / "grids"
-_TOP_KEYS = {"name": str, "description": str, "grid": dict, "fixed": dict, "policy": dict}
+_TOP_KEYS = {"name": str, "description": str, "grid": dict, "fixed": dict, "policy": dict, "adaptive": dict}
 _REQUIRED = ("name", "description", "grid")
 _POLICY_KEYS = {"retries": "an integer >= 0", "timeout_s": "a number of seconds > 0",
                 "kill_grace_s": "a number of seconds > 0"}
@@ -125,15 +132,89 @@ def _validate(data: dict, path: Path) -> Study:
             problem(f"fixed.{key}", f"is {_describe(value)}; expected one value (number, string or boolean)"
                                     + (" — to vary it, move it to [grid]" if isinstance(value, list) else ""))
     policy = _check_policy(data.get("policy"), problem) if isinstance(data.get("policy", {}), dict) else Policy()
+    adaptive = (_check_adaptive(data["adaptive"], [k for k in grid if k != "seed"], problem)
+                if isinstance(data.get("adaptive"), dict) else None)
     if problems:
         raise StudyError(problems)
 
     study = Study(name=name, description=description.strip(), grid={k: tuple(v) for k, v in grid.items()},
-                  fixed=dict(fixed), policy=policy, source=str(path))
+                  fixed=dict(fixed), policy=policy, source=str(path), adaptive=adaptive)
     _check_configs(study, problem)
+    if not problems and adaptive is not None and adaptive.budget_flops is not None:
+        first = sum(speedrun.train_flops(study.run_at({**cell, "seed": seed}).config)
+                    for cell in study.cells() for seed in study.seeds(adaptive.min_seeds))
+        if first > adaptive.budget_flops:
+            problem("adaptive.budget_flops", f"is {adaptive.budget_flops:.3g}, but min_seeds = {adaptive.min_seeds} "
+                                             f"in every cell already costs {first:.3g} FLOPs — raise the budget or "
+                                             f"lower min_seeds")
     if problems:
         raise StudyError(problems)
     return study
+
+
+_ADAPTIVE_KEYS = {
+    "min_seeds": "an integer >= 2 (seeds every cell gets first; default 3)",
+    "max_seeds": "an integer >= min_seeds (the most seeds a cell gets; default 10)",
+    "batch": "an integer >= 1 (seeds added per round; default 1 — set it to the number of devices)",
+    "target_se": "a number > 0: every cell's standard error of ema_val_acc, in accuracy points (e.g. 0.10)",
+    "target_halfwidth": "a number > 0: half-width of the law's 95% interval at `at`, in accuracy points",
+    "at": "a table naming the cell for target_halfwidth, e.g. at = { width = 128, epochs = 80 }",
+    "interval": "\"ci95\" (the law's mean, default) or \"pi95\" (one new run; never narrower than the seed noise)",
+    "budget_flops": "a number > 0: the most training FLOPs all the study's runs may take",
+    "predictor": "a list of strings: the command that fits the law (default [\"python\", \"-m\", \"analysis\", "
+                 "\"predict\"])",
+}
+
+
+def _check_adaptive(table: dict, axes: list[str], problem) -> Adaptive | None:
+    """The [adaptive] table; every problem reported, None when there was one."""
+    bad: list[str] = []
+
+    def complain(key: str, message: str) -> None:
+        bad.append(key)
+        problem(f"adaptive.{key}", message)
+
+    for key in table:
+        if key not in _ADAPTIVE_KEYS:
+            complain(key, f"unknown key; valid: {', '.join(_ADAPTIVE_KEYS)}")
+    values = {**{f.name: f.default for f in dataclasses.fields(Adaptive)}, **table}
+    for key in ("min_seeds", "max_seeds", "batch"):
+        v = values[key]
+        if not isinstance(v, int) or isinstance(v, bool) or v < (2 if key == "min_seeds" else 1):
+            complain(key, f"is {v!r}; expected {_ADAPTIVE_KEYS[key]}")
+    if "max_seeds" not in bad and "min_seeds" not in bad and values["max_seeds"] < values["min_seeds"]:
+        complain("max_seeds", f"is {values['max_seeds']}, below min_seeds = {values['min_seeds']}; raise it")
+    for key in ("target_se", "target_halfwidth", "budget_flops"):
+        v = values[key]
+        if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0):
+            complain(key, f"is {v!r}; expected {_ADAPTIVE_KEYS[key]}")
+    if (values["target_se"] is None) == (values["target_halfwidth"] is None):
+        complain("target_se", "give exactly one target: target_se (per cell) or target_halfwidth (the law at `at`)")
+    at = values["at"]
+    if values["target_halfwidth"] is not None and not isinstance(at, dict):
+        complain("at", f"is missing or not a table; target_halfwidth needs {_ADAPTIVE_KEYS['at']}")
+    elif at is not None:
+        if values["target_halfwidth"] is None:
+            complain("at", "only applies to target_halfwidth; remove it or set target_halfwidth")
+        elif not at or any(k not in axes or not isinstance(v, (int, float)) or isinstance(v, bool)
+                           for k, v in at.items()):
+            complain("at", f"is {at!r}; expected numbers for grid axes among {', '.join(axes) or '(none)'}")
+    if values["interval"] not in ("ci95", "pi95"):
+        complain("interval", f"is {values['interval']!r}; expected {_ADAPTIVE_KEYS['interval']}")
+    predictor = values["predictor"]
+    if not isinstance(predictor, (list, tuple)) or not predictor or not all(isinstance(a, str) and a
+                                                                            for a in predictor):
+        complain("predictor", f"is {predictor!r}; expected {_ADAPTIVE_KEYS['predictor']}")
+    if bad:
+        return None
+    return Adaptive(min_seeds=values["min_seeds"], max_seeds=values["max_seeds"], batch=values["batch"],
+                    target_se=_float(values["target_se"]), target_halfwidth=_float(values["target_halfwidth"]),
+                    at=dict(at) if at else None, interval=values["interval"],
+                    budget_flops=_float(values["budget_flops"]), predictor=tuple(predictor))
+
+
+def _float(value) -> float | None:
+    return float(value) if value is not None else None
 
 
 def _check_grid_values(key: str, values: Any, problem) -> None:

@@ -4,7 +4,7 @@ retries and a per-attempt timeout, write its record and log, release the lock.
 The timeout is checked when an epoch ends. An attempt still running `kill_grace_s` after it — stuck inside an
 epoch, or hung in native code where no Python check can run — is ended with its worker process, in loky
 workers (the scheduler on this host sees the dead worker and retries or records the failure; see
-`logfile.attempt_trail`). Runs in the scheduler's own process (`--jobs 1`) and on dask workers only get the
+the lock file's `attempt` and `killed` fields). Runs in the scheduler's own process (`--jobs 1`) and on dask workers only get the
 epoch-end check: ending those processes would take the scheduler or a shared dask worker down with the run.
 
 `execute_run` never raises for a failed run — it returns a RunOutcome — because joblib/loky and dask treat an
@@ -23,7 +23,7 @@ from pathlib import Path
 import speedrun
 from speedrun import TrainConfig
 
-from .fsutil import host, pid_alive
+from .fsutil import host, is_disk_full, pid_alive
 from .locks import HEARTBEAT_S, Claim, LockInfo, claim
 from .logfile import KILLED_PREFIX, RunLog
 from .store import StudyPaths
@@ -52,12 +52,15 @@ class RunTask:
     first_attempt: int = 1  # > 1 when the scheduler re-submits after a worker died
     watch_pid: int | None = None  # the scheduler's pid, for a worker on its host (see watch_scheduler)
     kill_grace_s: float | None = None  # end the worker this long past timeout_s (loky workers only; None: never)
+    submission: str | None = None  # the scheduler's token for this submit, written into the lock it claims
 
 
 @dataclass(frozen=True)
 class RunOutcome:
     run_id: str
-    state: str  # "ok", "failed", "done" (an ok record appeared meanwhile), "elsewhere" (locked), "lost"
+    # "ok", "failed", "diverged" (a final record: the loss went non-finite), "done" (an ok record appeared
+    # meanwhile), "elsewhere" (locked), "lost" (lock taken over), "nospace" (the results disk is full; no record)
+    state: str
     attempts: int = 0
     error: str | None = None
     seconds: float = 0.0
@@ -66,38 +69,41 @@ class RunOutcome:
 
 
 def execute_run(task: RunTask) -> RunOutcome:
-    """Run `task` to an ok or failed record, unless someone else holds or has finished it. Problems outside
-    training (the results folder became unwritable, the disk filled up) come back as a failed outcome without
-    a record, so the run is tried again next time."""
+    """Run `task` to an ok, failed or diverged record, unless someone else holds or has finished it. Problems
+    outside training come back without a record, so the run is tried again next time: a full disk as "nospace"
+    (the scheduler then stops starting runs), anything else (an unwritable folder) as "failed"."""
     try:
         return _execute(task)
     except Exception as e:  # noqa: BLE001 — raising would look like a dead worker to the scheduler
+        if is_disk_full(e):
+            return RunOutcome(task.run_id, "nospace", 0, StudyPaths(Path(task.root)).no_space_message(e))
         return RunOutcome(task.run_id, "failed", 0, f"{_one_line(e)} (no record written)")
 
 
 def _execute(task: RunTask) -> RunOutcome:
     paths = StudyPaths(Path(task.root))
-    held = claim(paths.lock_path(task.run_id), task.run_id, supervisor=task.watch_pid)
+    held = claim(paths.lock_path(task.run_id), task.run_id, supervisor=task.watch_pid, submission=task.submission)
     if isinstance(held, LockInfo):
         return RunOutcome(task.run_id, "elsewhere", where=held.describe())
     beat = _Heartbeat(held)
     beat.start()
     try:
-        # Checked under the lock: a record written by whoever held the lock before us is final.
-        if paths.read(task.run_id).state == "ok":
+        # Checked under the lock: an ok or diverged record written by whoever held the lock before us is final.
+        if paths.read(task.run_id).state in ("ok", "diverged"):
             return RunOutcome(task.run_id, "done")
-        return _attempts(task, paths, beat)
+        return _attempts(task, paths, held, beat)
     finally:
         beat.stop()
         held.release()
 
 
-def _attempts(task: RunTask, paths: StudyPaths, beat: "_Heartbeat") -> RunOutcome:
+def _attempts(task: RunTask, paths: StudyPaths, held: Claim, beat: "_Heartbeat") -> RunOutcome:
     t0 = time.perf_counter()
     last = task.retries + 1
     error = "not attempted"
     with RunLog(paths.log_path(task.run_id)) as log:
         for attempt in range(task.first_attempt, last + 1):
+            held.update(attempt=attempt)  # read by the scheduler if this process dies during the attempt
             log.attempt(attempt, last, task.config)
             deadline = time.monotonic() + task.timeout_s if task.timeout_s else None
 
@@ -109,17 +115,21 @@ def _attempts(task: RunTask, paths: StudyPaths, beat: "_Heartbeat") -> RunOutcom
                     raise RunTimeout(f"attempt exceeded timeout_s={task.timeout_s:g} after epoch {row.get('epoch')}"
                                      f" of {task.config.epochs}")
 
-            watchdog = _Watchdog.arm(task, attempt, log)
+            watchdog = _Watchdog.arm(task, attempt, log, held)
             try:
                 try:
                     record = speedrun.train(task.config, progress=progress)
                 finally:
                     if watchdog is not None:
                         watchdog.cancel()
+                if record.get("status") not in ("ok", "diverged"):  # a failure reported, not raised: the same
+                    raise RuntimeError(record.get("error") or f"train() returned status {record.get('status')!r}")
             except LockLost as e:
                 log.note(f"stopped: {e}")
                 return RunOutcome(task.run_id, "lost", attempt, str(e), time.perf_counter() - t0)
             except Exception as e:  # noqa: BLE001 — any failure of a run is recorded, never propagated
+                if is_disk_full(e):
+                    raise  # the log could not be written: not the run's fault, and no retry can fix it
                 error = _one_line(e)
                 log.failure(error, traceback.format_exc())
                 continue
@@ -128,6 +138,10 @@ def _attempts(task: RunTask, paths: StudyPaths, beat: "_Heartbeat") -> RunOutcom
                 log.note("finished, but the lock was taken over meanwhile; not writing the record")
                 return RunOutcome(task.run_id, "lost", attempt, "lock lost", time.perf_counter() - t0)
             paths.write_record(record)
+            if record.get("status") == "diverged":  # final: the same config and seed would diverge again
+                log.note(f"diverged: {record.get('error')}; recorded as final, not retried")
+                return RunOutcome(task.run_id, "diverged", attempt, record.get("error") or "non-finite loss",
+                                  time.perf_counter() - t0)
             log.success(record)
             return RunOutcome(task.run_id, "ok", attempt, None, time.perf_counter() - t0,
                               ema_val_acc=record.get("ema_val_acc"))
@@ -161,22 +175,22 @@ def watch_scheduler(pid: int) -> None:
 
 class _Watchdog:
     """Ends this worker process when an attempt runs `kill_grace_s` past its timeout without reaching an epoch
-    end. Its lock stays behind with a dead owner, which the next claim breaks; the note it logs tells the
-    scheduler why the worker died."""
+    end. Its lock stays behind with a dead owner, which the next claim breaks; the reason it writes into the lock
+    tells the scheduler why the worker died (and the log tells the reader)."""
 
-    def __init__(self, task: RunTask, attempt: int, log: RunLog):
-        self.task, self.attempt, self.log = task, attempt, log
+    def __init__(self, task: RunTask, attempt: int, log: RunLog, held: Claim):
+        self.task, self.attempt, self.log, self.held = task, attempt, log, held
         self._guard = threading.Lock()
         self._finished = False
         self._timer = threading.Timer(task.timeout_s + task.kill_grace_s, self._fire)
         self._timer.daemon = True
 
     @classmethod
-    def arm(cls, task: RunTask, attempt: int, log: RunLog) -> "_Watchdog | None":
+    def arm(cls, task: RunTask, attempt: int, log: RunLog, held: Claim) -> "_Watchdog | None":
         """A started watchdog where one applies: a timeout is set and this is a loky worker, not the scheduler."""
         if not task.timeout_s or task.kill_grace_s is None or task.watch_pid in (None, os.getpid()):
             return None
-        dog = cls(task, attempt, log)
+        dog = cls(task, attempt, log, held)
         dog._timer.start()
         return dog
 
@@ -191,9 +205,13 @@ class _Watchdog:
             self._guard.release()
             return
         t = self.task
-        self.log.note(f"{KILLED_PREFIX}RunTimeout: attempt {self.attempt} was still running {t.kill_grace_s:g}s "
-                      f"past timeout_s={t.timeout_s:g} inside an epoch (stuck or hung); its worker pid "
-                      f"{os.getpid()} was ended")
+        reason = (f"RunTimeout: attempt {self.attempt} was still running {t.kill_grace_s:g}s past "
+                  f"timeout_s={t.timeout_s:g} inside an epoch (stuck or hung); its worker pid {os.getpid()} was ended")
+        try:
+            self.held.update(killed=reason)
+        except OSError:
+            pass  # the scheduler then reports a dead worker without the reason; the log note below may still land
+        self.log.note(f"{KILLED_PREFIX}{reason}")
         _log_stderr(f"run {t.run_id}: attempt {self.attempt} ran {t.kill_grace_s:g}s past timeout_s; ending worker")
         os._exit(KILLED_EXIT)
 

@@ -35,9 +35,12 @@ threads = 1
 
 def start(path: Path, results: Path, *args: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # A shell without job control starts background jobs with SIGINT ignored, and a Python started so installs no
+    # KeyboardInterrupt handler: give the scheduler the default disposition, as a terminal would.
     return subprocess.Popen([sys.executable, "-m", "studies", "run", str(path), "--results", str(results),
                              "--no-progress", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def ours_alive(pid: int) -> bool:

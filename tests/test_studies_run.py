@@ -89,7 +89,7 @@ def test_grid_2x2x2_gives_8_ok_records_and_resumes(tmp_path):
 def test_dry_run_runs_nothing_and_lists_state(tmp_path, capsys):
     path = write_study(tmp_path, "dry", {"width": [2], "seed": [0, 1, 2]})
     results = tmp_path / "results"
-    assert main(["run", str(path), "--results", str(results), "--dry-run"]) == 0
+    assert main(["run", str(path), "--results", str(results), "--dry-run", "--no-bench"]) == 0
     out = capsys.readouterr().out
     assert out.count("  to run ") == 3 and "dry run" in out
     assert not results.exists(), "a dry run must create nothing"
@@ -97,7 +97,7 @@ def test_dry_run_runs_nothing_and_lists_state(tmp_path, capsys):
     first = study.runs()[0]
     run_study(dataclasses.replace(study, grid={"width": (2,), "seed": (0,)}),
               RunOptions(results=str(results), jobs=1, progress=False))
-    assert main(["run", str(path), "--results", str(results), "--dry-run"]) == 0
+    assert main(["run", str(path), "--results", str(results), "--dry-run", "--no-bench"]) == 0
     out = capsys.readouterr().out
     assert f"done                       {first.run_id}" in out and out.count("  to run ") == 2
     assert len(list((results / "dry" / "runs").glob("*.json"))) == 1
@@ -120,12 +120,13 @@ def test_status_counts_each_state_per_cell(tmp_path, capsys):
         assert (cells[2].done, cells[2].failed, cells[2].running, cells[2].pending) == (2, 0, 0, 1)
         assert (cells[4].done, cells[4].failed, cells[4].running, cells[4].pending) == (0, 1, 1, 1)
         assert cells[2].flops_done > 0 and cells[4].flops_done == 0
-        assert cells[4].flops_remaining == 3 * speedrun.estimate_train_flops(failed.config)
+        assert cells[4].flops_remaining == 3 * speedrun.train_flops(failed.config)
         assert main(["status", str(path), "--results", str(results)]) == 0
         out = capsys.readouterr().out
         assert "done  failed  running  pending" in out and "FLOPs left" in out
-        assert out.splitlines()[-1].split()[:5] == ["total", "2", "1", "1", "2"]
-        plan_out = main(["run", str(path), "--results", str(results), "--dry-run"])
+        assert next(line for line in out.splitlines() if line.startswith("total")).split()[:5] == \
+            ["total", "2", "1", "1", "2"]
+        plan_out = main(["run", str(path), "--results", str(results), "--dry-run", "--no-bench"])
         assert plan_out == 0 and "running elsewhere" in capsys.readouterr().out
     finally:
         held.release()
@@ -175,28 +176,21 @@ def test_timeout_fails_the_attempt(tmp_path):
     assert rec["error"].startswith("RunTimeout: attempt exceeded timeout_s=0.001 after epoch 1 of 2")
 
 
-def test_attempt_trail_names_the_attempt_a_worker_died_in(tmp_path):
-    from datetime import datetime, timezone
+def test_lock_carries_the_attempt_and_the_kill_reason(tmp_path):
+    from studies.locks import read_lock
 
-    from studies.logfile import attempt_trail
-
-    log = tmp_path / "run.log"
-    assert attempt_trail(log, datetime.now(timezone.utc)) == (None, None), "no log yet"
-    log.write_text("# attempt 3/3 on h pid 1 device cpu at 2026-01-01T00:00:00+00:00\n"  # an earlier scheduler's
-                   "# killed: RunTimeout: old\n"
-                   "# attempt 1/3 on h pid 2 device cpu at 2026-06-01T12:00:00+00:00\n"
-                   "# failed: ValueError: x\n"
-                   "# attempt 2/3 on h pid 2 device cpu at 2026-06-01T12:00:09+00:00\n"
-                   "           1  2.3000\n"
-                   "# killed: RunTimeout: attempt 2 was still running\n")
-    since = datetime(2026, 6, 1, 12, 0, 0, 500_000, tzinfo=timezone.utc)  # headers carry whole seconds
-    assert attempt_trail(log, since) == (2, "RunTimeout: attempt 2 was still running")
-    assert attempt_trail(log, datetime(2026, 6, 1, 12, 0, 5, tzinfo=timezone.utc)) == (2, "RunTimeout: attempt 2 "
-                                                                                           "was still running")
-    assert attempt_trail(log, datetime(2026, 6, 2, tzinfo=timezone.utc)) == (None, None)
-    with log.open("a") as f:
-        f.write("# attempt 3/3 on h pid 3 device cpu at 2026-06-01T12:00:20+00:00\n")
-    assert attempt_trail(log, since) == (3, None), "a later attempt's death has no kill note of its own"
+    path = tmp_path / "run.lock"
+    held = claim(path, "abc", submission="s1")
+    info = read_lock(path)
+    assert (info.submission, info.attempt, info.killed) == ("s1", None, None)
+    assert held.update(attempt=2) and read_lock(path).attempt == 2
+    assert held.update(killed="RunTimeout: stuck") and read_lock(path).killed == "RunTimeout: stuck"
+    info = read_lock(path)
+    assert (info.token, info.attempt, info.submission) == (held.token, 2, "s1"), "update keeps the other fields"
+    other = claim(tmp_path / "other.lock", "def")
+    other.token = "not-ours"
+    assert not other.update(attempt=5) and read_lock(tmp_path / "other.lock").attempt is None, \
+        "only the holder may rewrite a lock"
 
 
 def test_attempt_stuck_inside_an_epoch_is_ended_with_its_worker(tmp_path):
@@ -252,33 +246,61 @@ def test_bad_options_and_unwritable_results_exit_2_before_running(tmp_path, caps
     assert not (tmp_path / "r" / "opts" / "runs").exists(), "nothing may run or be created after an option error"
 
 
-def test_dead_worker_is_resubmitted_then_recorded(tmp_path, monkeypatch):
-    """A worker dying under a run (segfault, OOM kill) counts as an attempt; when attempts are spent, the
-    scheduler writes the failed record itself. Simulated with a pool whose worker 'dies' for one run."""
+def pool_whose_worker_dies(monkeypatch, dies) -> list[tuple[str, int]]:
+    """Make loky's start give an in-process pool whose worker 'dies' (its future raises, as loky's does) for the
+    tasks `dies(task)` picks; returns the (run_id, first_attempt) of every submission."""
     import concurrent.futures as cf
 
-    from studies import scheduler
-    from studies.backends import InProcessPool
+    from studies.backends import InProcessPool, LokyPool
     from studies.task import execute_run
 
-    path = write_study(tmp_path, "crashy", {"seed": [0, 1]}, policy={"retries": 1})
-    doomed = load_study(path).runs()[1].run_id
     submitted: list[tuple[str, int]] = []
 
-    class CrashingPool(InProcessPool):
+    class DyingPool(InProcessPool):
         def submit(self, task, slot):
             submitted.append((task.run_id, task.first_attempt))
             future = cf.Future()
-            if task.run_id == doomed:
+            if dies(task):
                 future.set_exception(RuntimeError("A process in the process pool was terminated abruptly"))
             else:
                 future.set_result(execute_run(task))
             return future
 
-    monkeypatch.setattr(scheduler, "_make_pool", lambda *a: CrashingPool())
+    monkeypatch.setattr(LokyPool, "start", classmethod(lambda cls, study, options, slots: DyingPool(slots)))
+    return submitted
+
+
+def test_dead_worker_is_resubmitted_then_recorded(tmp_path, monkeypatch):
+    """A worker dying under a run (segfault, OOM kill) counts as an attempt; when attempts are spent, the
+    scheduler writes the failed record itself. Simulated with a pool whose worker 'dies' for one run."""
+    path = write_study(tmp_path, "crashy", {"seed": [0, 1]}, policy={"retries": 1})
+    doomed = load_study(path).runs()[1].run_id
+    submitted = pool_whose_worker_dies(monkeypatch, lambda task: task.run_id == doomed)
     summary = run_study(load_study(path), RunOptions(results=str(tmp_path / "r"), progress=False))
     assert (summary.ok, summary.failed) == (1, 1)
     assert [a for rid, a in submitted if rid == doomed] == [1, 2], "resubmitted once, as attempt 2"
     rec = records(tmp_path / "r" / "crashy" / "runs")[doomed]
     assert rec["status"] == "failed" and rec["attempts"] == 2 and rec["error"].startswith("worker died: RuntimeError")
     assert not list((tmp_path / "r" / "crashy" / "locks").iterdir())
+
+
+def test_retry_after_a_dead_worker_goes_on_from_the_attempt_its_lock_names(tmp_path, monkeypatch):
+    """The worker got to attempt 2 of 3 (retries happen inside it), wrote that into its lock, and died: the
+    scheduler reads the lock, not the log, and resubmits as attempt 3."""
+    path = write_study(tmp_path, "relay", {"seed": [0]}, policy={"retries": 2})
+    (run,) = load_study(path).runs()
+    paths = studies.StudyPaths.of(tmp_path / "r", "relay")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a pid that is dead, like a crashed worker's
+
+    def dies(task) -> bool:
+        if task.first_attempt > 1:
+            return False
+        held = claim(paths.lock_path(run.run_id), run.run_id, submission=task.submission)
+        held.update(attempt=2, pid=gone.pid)  # the worker reached attempt 2, then died with its lock left behind
+        return True
+
+    submitted = pool_whose_worker_dies(monkeypatch, dies)
+    summary = run_study(load_study(path), RunOptions(results=str(tmp_path / "r"), progress=False))
+    assert [first for _, first in submitted] == [1, 3] and summary.ok == 1
+    assert records(paths.runs)[run.run_id]["attempts"] == 3

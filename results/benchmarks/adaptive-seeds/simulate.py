@@ -1,0 +1,350 @@
+"""Adaptive seeds against the even grid, in simulation: how many runs (and FLOPs) does `studies run --adaptive`
+spend to bring every cell's standard error to a target, compared with the even grid that meets the same target?
+
+Synthetic records are drawn from a known law with seed noise; the decisions are the real ones
+(`studies.adaptive.decide`, the code `--adaptive` runs). Nothing here trains a network.
+
+    PYTHONPATH=. python results/benchmarks/adaptive-seeds/simulate.py            # writes se-target.json, .png
+    PYTHONPATH=. python results/benchmarks/adaptive-seeds/simulate.py --target law \\
+        --predictor "python -m analysis predict" --replicates 3                 # the law-interval target
+
+The grid is `scaling`'s (width 64-128 x epochs 10-80). The law passes through the two published cell means
+(width 64 x 10 epochs: 93.97%, an independent A100 measurement; width 128 x 80: 95.744%, the seed's release
+notes); its exponents (1.0 in width, 0.8 in epochs) are assumptions. Seed noise: scenario "flat" uses 0.14
+points in every cell (the sample sd of the seven published width-128 x 80 runs; 0.12 was measured at width
+64 x 10); scenario "epochs" lets it fall with training length, 0.25 points at 10 epochs to 0.08 at 80 (an
+assumption, to show what uneven noise does).
+
+The even grid is given the benefit of hindsight: the smallest seeds-per-cell n for which every cell's estimated
+standard error (the same estimate the policy uses, on the same draws) is at the target. "Met" counts cells whose
+true standard error (the scenario's sd / sqrt(n)) is at the target.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shlex
+import statistics
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+import speedrun
+from studies.adaptive import PRIOR_DF, CellState, decide, shrunk_sds
+from studies.spec import Adaptive
+
+HERE = Path(__file__).resolve().parent
+WIDTHS, EPOCHS = (64, 80, 96, 112, 128), (10, 20, 40, 80)
+
+
+def true_acc(width: int, epochs: int) -> float:
+    """Accuracy in points: error = 3.236 + 1.594 (w/64)^-1 + 1.2 (E/10)^-0.8, through 93.97 and 95.744."""
+    return 100 - (3.236 + 1.594 * (width / 64) ** -1.0 + 1.2 * (epochs / 10) ** -0.8)
+
+
+SCENARIOS = {
+    "flat": lambda width, epochs: 0.14,
+    "epochs": lambda width, epochs: 0.25 * (epochs / 10) ** (-math.log(0.25 / 0.08) / math.log(8)),
+}
+
+
+@dataclass
+class Cell:
+    width: int
+    epochs: int
+    sd: float
+    flops: int
+    draws: np.ndarray  # this replicate's seeds, in order: the policy and the even grid read the same prefix
+
+    def state(self, n: int) -> CellState:
+        return CellState({"width": self.width, "epochs": self.epochs}, tuple(range(n)), tuple(self.draws[:n]),
+                         self.flops)
+
+
+def make_cells(scenario: str, rng: np.random.Generator, max_seeds: int) -> list[Cell]:
+    cells = []
+    for w in WIDTHS:
+        for e in EPOCHS:
+            sd = SCENARIOS[scenario](w, e)
+            flops = speedrun.train_flops(speedrun.TrainConfig(width=w, epochs=e))
+            cells.append(Cell(w, e, sd, flops, true_acc(w, e) + sd * rng.standard_normal(max_seeds)))
+    return cells
+
+
+def adaptive_counts(cells: list[Cell], policy: Adaptive, prior_df: float | None = None,
+                    predictor=None) -> tuple[list[int], str]:
+    n = [policy.min_seeds] * len(cells)
+    while True:
+        states = [c.state(k) for c, k in zip(cells, n)]
+        spent = sum(c.flops * k for c, k in zip(cells, n))
+        decision = decide(policy, states, spent, predictor, prior_df=prior_df)
+        if decision.stop is not None:
+            return n, decision.stop
+        for i in decision.add:
+            n[i] += 1
+
+
+def simulate_se(replicates: int, targets: list[float], min_seeds: int, max_seeds: int, seed: int) -> dict:
+    out = {}
+    for scenario in SCENARIOS:
+        for target in targets:
+            rng = np.random.default_rng([seed, int(target * 1000), list(SCENARIOS).index(scenario)])
+            replicate_cells = [make_cells(scenario, rng, max_seeds) for _ in range(replicates)]
+            # The even grid knows the true noise: the fewest seeds per cell that meet the target in every cell.
+            sds = [c.sd for c in replicate_cells[0]]
+            even = max(min_seeds, math.ceil((max(sds) / target) ** 2 - 1e-9))
+            even_flops = sum(c.flops * even for c in replicate_cells[0])
+
+            def sweep(one, margin, prior_df=PRIOR_DF):
+                policy = Adaptive(min_seeds=min_seeds, max_seeds=max_seeds, target_se=target / margin)
+                return summarise([one(cells, policy, prior_df, target) for cells in replicate_cells],
+                                 even * len(sds), even_flops)
+
+            adaptive_margin, adaptive_matched = matched(lambda m: sweep(run_once, m))
+            even_margin, even_matched = matched(lambda m: sweep(even_once, m))
+            result = {"scenario": scenario, "target_se_points": target, "n_replicates": replicates,
+                      "even_seeds_per_cell": even, "runs_even": even * len(sds), "flops_even": even_flops,
+                      "as_set": sweep(run_once, 1.0), "matched_margin": adaptive_margin, "matched": adaptive_matched,
+                      "even_sequential_as_set": sweep(even_once, 1.0), "even_sequential_matched_margin": even_margin,
+                      "even_sequential_matched": even_matched,
+                      "prior_df_sensitivity": {f"{df:g}": sweep(run_once, 1.0, df) for df in (0.0, 1000.0)}}
+            if adaptive_matched and even_matched:  # paired: the same draws for both
+                result["matched_adaptive_vs_even_sequential"] = {
+                    key: stat([1 - a / e for a, e in zip(adaptive_matched[f"_{what}"], even_matched[f"_{what}"])])
+                    for key, what in (("runs_saved_fraction", "runs"), ("flops_saved_fraction", "flops"))}
+            out[f"{scenario}/se{target:g}"] = _public(result)
+    return out
+
+
+def stat(values) -> dict:
+    """Mean with its 95% confidence interval, and the 2.5-97.5 percentiles of the replicates (their spread)."""
+    values = list(values)
+    mean = statistics.fmean(values)
+    half = 1.96 * statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else math.nan
+    lo, hi = np.percentile(values, [2.5, 97.5])
+    return {"mean": mean, "ci95_mean": [mean - half, mean + half], "p2.5": float(lo), "p97.5": float(hi),
+            "n": len(values)}
+
+
+def _public(value):
+    """Drop the per-replicate lists (keys starting with '_') kept for paired comparisons."""
+    if isinstance(value, dict):
+        return {k: _public(v) for k, v in value.items() if not k.startswith("_")}
+    return value
+
+
+def matched(at_margin, lo: float = 1.0, hi: float = 2.5, steps: int = 6):
+    """The smallest margin (target / margin) whose runs reach MATCH, by bisection (same draws at every margin),
+    with its summary; (None, None) when even `hi` does not."""
+    top = at_margin(hi)
+    if top["cells_at_target"]["mean"] < MATCH:
+        return None, None
+    bottom = at_margin(lo)
+    if bottom["cells_at_target"]["mean"] >= MATCH:
+        return lo, bottom
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        result = at_margin(mid)
+        if result["cells_at_target"]["mean"] >= MATCH:
+            hi, top = mid, result
+        else:
+            lo = mid
+    return round(hi, 3), top
+
+
+def even_once(cells: list[Cell], policy: Adaptive, prior_df: float, target: float) -> dict:
+    """The even grid run the careful way without adaptivity: a seed for every cell at a time, until every cell's
+    estimated standard error (the policy's own estimate) meets the target."""
+    for n in range(policy.min_seeds, policy.max_seeds + 1):
+        states = [c.state(n) for c in cells]
+        if all(sd / math.sqrt(n) <= policy.target_se for sd in shrunk_sds(states, prior_df)):
+            break
+    return outcome(cells, [n] * len(cells), target, True)
+
+
+MATCH = 0.95  # matched precision: on average 95% of cells at the target's true standard error (the even grid: 100%)
+
+
+def run_once(cells: list[Cell], policy: Adaptive, prior_df: float, target: float) -> dict:
+    counts, stop = adaptive_counts(cells, policy, prior_df)
+    return outcome(cells, counts, target, stop.startswith("target met"))
+
+
+def outcome(cells: list[Cell], counts: list[int], target: float, on_target: bool) -> dict:
+    """What a replicate spent, and the precision it really reached (the scenario's sd / sqrt(seeds))."""
+    true_se = [c.sd / math.sqrt(k) for c, k in zip(cells, counts)]
+    return dict(runs=sum(counts), flops=sum(c.flops * k for c, k in zip(cells, counts)),
+                met=sum(t <= target * (1 + 1e-9) for t in true_se) / len(cells),
+                met10=sum(t <= target * 1.1 for t in true_se) / len(cells),
+                worst=max(true_se) / target, on_target=on_target, counts=counts)
+
+
+def summarise(rows: list[dict], even_runs: int, even_flops: int) -> dict:
+    return {"_runs": [r["runs"] for r in rows], "_flops": [r["flops"] for r in rows], "runs": stat([r["runs"] for r in rows]), "flops": stat([r["flops"] for r in rows]),
+            "runs_saved_fraction": stat([1 - r["runs"] / even_runs for r in rows]),
+            "flops_saved_fraction": stat([1 - r["flops"] / even_flops for r in rows]),
+            "cells_at_target": stat([r["met"] for r in rows]),
+            "cells_within_10pct_of_target": stat([r["met10"] for r in rows]),
+            "worst_cell_true_se_over_target": stat([r["worst"] for r in rows]),
+            "stopped_on_target_fraction": statistics.fmean(r["on_target"] for r in rows),
+            "mean_seeds_per_cell": dict(zip([f"w{w}-e{e}" for w in WIDTHS for e in EPOCHS],
+                                            np.mean([r["counts"] for r in rows], axis=0).round(2).tolist()))}
+
+
+def plot(results: dict, path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(12, 4.4))
+    ax_runs, ax_cells = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.6, 1]})
+    draw_runs(ax_runs, results)
+    worst = [k for k in results if k.startswith("epochs/") and results[k]["matched"]]
+    draw_seeds(ax_cells, results[min(worst, key=lambda k: results[k]["target_se_points"])])
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def draw_runs(ax, results: dict):
+    labels, x = list(results), np.arange(len(results))
+    bars = (("even grid, true noise known", lambda r: (r["runs_even"],) * 3),
+            ("even grid, seeds added to all cells until the target is met (matched)",
+             lambda r: _triple(r["even_sequential_matched"]["runs"]) if r["even_sequential_matched"] else (0,) * 3),
+            ("adaptive (matched)", lambda r: _triple(r["matched"]["runs"]) if r["matched"] else (0,) * 3))
+    for j, (name, get) in enumerate(bars):
+        values = [get(results[k]) for k in labels]
+        mean = [v[0] for v in values]
+        ax.bar(x + (j - 1) * 0.27, mean, 0.27, label=name,
+               yerr=[[m - v[1] for m, v in zip(mean, values)], [v[2] - m for m, v in zip(mean, values)]], capsize=2)
+    ax.set_xticks(x, [k.replace("/se", "\nSE ≤ ") for k in labels], fontsize=8)
+    ax.set_ylabel("runs (mean, 95% range over replicates)")
+    ax.set_title("runs to reach a per-cell standard error target (points), by noise scenario", fontsize=9)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def _triple(stat: dict) -> tuple[float, float, float]:
+    return stat["mean"], stat["p2.5"], stat["p97.5"]
+
+
+def draw_seeds(ax, result: dict):
+    counts = result["matched"]["mean_seeds_per_cell"]
+    grid = np.array(list(counts.values())).reshape(len(WIDTHS), len(EPOCHS))
+    image = ax.imshow(grid, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(EPOCHS)), EPOCHS)
+    ax.set_yticks(range(len(WIDTHS)), WIDTHS)
+    ax.set_xlabel("epochs")
+    ax.set_ylabel("width")
+    for (i, j), v in np.ndenumerate(grid):
+        ax.text(j, i, f"{v:.1f}", ha="center", va="center", color="w", fontsize=8)
+    ax.set_title(f"adaptive (matched): mean seeds per cell\n{result['scenario']} noise, SE ≤ "
+                 f"{result['target_se_points']:g} (even grid: {result['even_seeds_per_cell']} per cell)", fontsize=9)
+    ax.figure.colorbar(image, ax=ax)
+    return ax
+
+
+def simulate_law(replicates: int, command: str, target: float, seed: int, max_seeds: int) -> dict:
+    """The law-interval target: the same loop, with the predictor answering on synthetic run records."""
+    from studies.predictor import Predictor
+
+    at = {"width": 128, "epochs": 80}
+    policy = Adaptive(min_seeds=3, max_seeds=max_seeds, target_halfwidth=target, at=at)
+    rng = np.random.default_rng(seed)
+    rows = []
+    with tempfile.TemporaryDirectory() as cache:
+        for _ in range(replicates):
+            cells = make_cells("flat", rng, policy.max_seeds)
+            predictor = Predictor(tuple(shlex.split(command)), at, "simulated", Path(cache))
+
+            def with_records(states):
+                return [CellState(s.cell, s.seeds, s.values, s.flops, tuple(record(s.cell, k, v)
+                        for k, v in zip(s.seeds, s.values))) for s in states]
+
+            n = [policy.min_seeds] * len(cells)
+            while True:
+                states = with_records([c.state(k) for c, k in zip(cells, n)])
+                decision = decide(policy, states, sum(c.flops * k for c, k in zip(cells, n)), predictor)
+                if decision.stop is not None:
+                    break
+                for i in decision.add:
+                    n[i] += 1
+            rows.append({"runs_adaptive": sum(n), "counts": n, "stop": decision.stop, "measure": decision.measure,
+                         "predictor_calls": predictor.calls})
+    return {"target_halfwidth_points": target, "at": at, "replicates": rows}
+
+
+def record(cell: dict, seed: int, acc_points: float) -> dict:
+    """A synthetic run record (the fields analysis reads); never written under results/."""
+    config = speedrun.TrainConfig(width=cell["width"], epochs=cell["epochs"], seed=seed)
+    return {"schema_version": 1, "run_id": speedrun.run_id(config), "study": "simulated", "status": "ok",
+            "error": None, "config": config.to_dict(), "ema_val_acc": acc_points / 100,
+            "train_flops": speedrun.train_flops(config), **speedrun.model_stats(config),
+            "device_name": "simulated", "simulated": True}
+
+
+def _words(r: dict) -> str:
+    runs, flops = r["runs_saved_fraction"], r["flops_saved_fraction"]
+    return (f"{r['runs']['mean']:.0f} runs ({_fewer(runs['mean'])} than the even grid knowing the noise; replicates "
+            f"{100 * runs['p2.5']:.0f}% to {100 * runs['p97.5']:.0f}% saved), FLOPs {_fewer(flops['mean'])}, "
+            f"{100 * r['cells_at_target']['mean']:.0f}% of cells at the target, worst cell "
+            f"{r['worst_cell_true_se_over_target']['mean']:.2f}x the target")
+
+
+def _fewer(saved: float) -> str:
+    return f"{100 * saved:.0f}% fewer" if saved >= 0 else f"{-100 * saved:.0f}% more"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--target", choices=("se", "law"), default="se")
+    parser.add_argument("--replicates", type=int, default=200)
+    parser.add_argument("--targets", default="0.1,0.07,0.05", help="per-cell SE targets, points")
+    parser.add_argument("--min-seeds", type=int, default=3)
+    parser.add_argument("--max-seeds", type=int, default=40)
+    parser.add_argument("--seed", type=int, default=20261201)
+    parser.add_argument("--predictor", default="python -m analysis predict", help="--target law: the command")
+    parser.add_argument("--halfwidth", type=float, default=0.10, help="--target law: ci95 half-width, points")
+    parser.add_argument("--out", default=str(HERE), help="folder for the JSON and the figure")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    if args.target == "law":
+        result = simulate_law(args.replicates, args.predictor, args.halfwidth, args.seed, args.max_seeds)
+        (out / "law-target.json").write_text(json.dumps(result, indent=1) + "\n")
+        print(json.dumps({k: v for k, v in result.items() if k != "replicates"}))
+        return 0
+    targets = [float(t) for t in args.targets.split(",")]
+    results = simulate_se(args.replicates, targets, args.min_seeds, args.max_seeds, args.seed)
+    meta = {"command": "PYTHONPATH=. python results/benchmarks/adaptive-seeds/simulate.py "
+                       + " ".join(argv if argv is not None else sys.argv[1:]),
+            "law": "error% = 3.236 + 1.594 (width/64)^-1 + 1.2 (epochs/10)^-0.8",
+            "noise_sd_points": {"flat": 0.14, "epochs": "0.25 at 10 epochs falling to 0.08 at 80 (power law)"},
+            "policy": {"min_seeds": args.min_seeds, "max_seeds": args.max_seeds, "batch": 1, "prior_df": PRIOR_DF},
+            "even_grid": "the fewest seeds per cell that meet the target in every cell, knowing the true noise",
+            "matched": f"run at target / margin, the smallest margin (bisection on 1-2.5) with on average >= "
+                       f"{MATCH:.0%} of cells at the target's true standard error; even_sequential: a seed for every "
+                       f"cell at a time until every cell's estimated standard error meets target / margin"}
+    (out / "se-target.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1) + "\n")
+    plot(results, out / "se-target.png")
+    for key, r in results.items():
+        print(f"{key} (n={r['n_replicates']} replicates): even grid knowing the noise {r['even_seeds_per_cell']}/cell "
+              f"= {r['runs_even']} runs")
+        for name, what, margin in (("adaptive as set", "as_set", 1), ("adaptive matched", "matched", r["matched_margin"]),
+                                   ("even seq. as set", "even_sequential_as_set", 1),
+                                   ("even seq. matched", "even_sequential_matched",
+                                    r["even_sequential_matched_margin"])):
+            if r[what]:
+                print(f"   {name:<18} (target/{margin:g}): {_words(r[what])}")
+        if "matched_adaptive_vs_even_sequential" in r:
+            v = r["matched_adaptive_vs_even_sequential"]
+            runs, flops = v["runs_saved_fraction"], v["flops_saved_fraction"]
+            print(f"   at matched precision adaptive takes {100 * runs['mean']:.0f}% fewer runs (95% CI "
+                  f"{100 * runs['ci95_mean'][0]:.0f} to {100 * runs['ci95_mean'][1]:.0f}) and {100 * flops['mean']:.0f}% "
+                  f"fewer FLOPs ({100 * flops['ci95_mean'][0]:.0f} to {100 * flops['ci95_mean'][1]:.0f}) than the "
+                  f"sequential even grid")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
