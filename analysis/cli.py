@@ -23,6 +23,7 @@ from .reporting import report
 from .seedlog import read_seed_log, seed_reference
 from .selection import choose_law, fit_all
 from .sizes import width_sizes
+from .speed import bench_report, write_bench
 from .study import DEFAULT_BOOT, load_study
 from .tables import format_aggregate, markdown_table
 from .writer import write_atomic
@@ -149,6 +150,16 @@ def _predict(args) -> int:
     return 0
 
 
+def _bench_report(args) -> int:
+    result = bench_report(n_boot=args.n_boot, n_jobs=args.jobs)
+    print(f"analysis report on {result['runs']} synthetic runs ({result['n_boot']} bootstrap draws, "
+          f"{result['n_jobs']} job(s)): {result['wall_s']:.1f} s wall, {result['cpu_s']:.1f} s CPU; load average "
+          f"{result['load_average_before']} before, {result['load_average_after']} after; {result['cpus']} CPUs")
+    if args.out:
+        print(f"wrote {write_bench(result, args.out)}")
+    return 0
+
+
 def _calibrate(args) -> int:
     def progress(k):
         if k % 10 == 0 or k == args.grids:
@@ -239,6 +250,12 @@ def _parser() -> argparse.ArgumentParser:
     cal.add_argument("--no-select", action="store_true", help="skip the law choice per grid (faster)")
     cal.add_argument("--out", default="results/benchmarks/calibration", help="folder for calibration.json/.md")
     cal.set_defaults(command=_calibrate)
+    bench = commands.add_parser("bench-report", help="time `report` on a synthetic 140-run scaling-shaped grid",
+                                description="Time the whole report on 140 synthetic runs; prints seconds and load.")
+    bench.add_argument("--n-boot", type=_positive, default=DEFAULT_BOOT, help=f"draws per fit (default {DEFAULT_BOOT})")
+    bench.add_argument("--jobs", type=int, default=1, help="joblib workers for the bootstrap (default 1)")
+    bench.add_argument("--out", default=None, help="also write the figures as JSON here")
+    bench.set_defaults(command=_bench_report)
     return parser
 
 

@@ -297,6 +297,9 @@ def _flags(law: Law, theta: np.ndarray, draws: np.ndarray, problem: Problem) -> 
     for exponent, coef in law.term_of.items():
         if coef in reasons and exponent not in reasons and "lower" in reasons[coef]:
             reasons[exponent] = f"its term ({coef}) can vanish"
+    coefs = [p for p, kind in zip(law.params, law.kinds) if kind == COEF]
+    if law.widths and all(p in reasons and "lower" in reasons[p] for p in coefs) and "beta" not in reasons:
+        reasons["beta"] = "every width's epochs term can vanish"
     return {p: reasons[p] for p in law.params if p in reasons}
 
 

@@ -93,8 +93,9 @@ def choose_law(cells: Cells, *, names=None, **options) -> LawChoice:
     scores = {name: cross_validate(cells, name, loss=loss) for name, f in fits.items() if isinstance(f, FitResult)}
     eligible = {n: s for n, s in scores.items() if s.complete and np.isfinite(s.mse)}
     if not eligible:
-        reason = "no law could be fitted and cross-validated on every cell" + (
-            "; " + "; ".join(f"{n}: {s.reason}" for n, s in scores.items() if s.reason) if scores else "")
+        why = [f"{n}: {f.reason}" for n, f in fits.items() if isinstance(f, FitSkipped)]
+        why += [f"{n}: {s.reason}" for n, s in scores.items() if s.reason]
+        reason = "no law could be fitted and cross-validated on every cell (" + "; ".join(why) + ")"
         return LawChoice(fits, scores, None, reason)
     best = min(eligible.values(), key=lambda s: s.mse)
     threshold = best.mse + (best.mse_se if np.isfinite(best.mse_se) else 0.0)

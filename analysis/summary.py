@@ -51,15 +51,18 @@ def summary_lines(a: StudyAnalysis) -> list[str]:
     c, t = a.cells, a.table
     best = t.loc[t["mean"].idxmax()]
     ci = f" (95% CI [{_p(best['ci_low'])}, {_p(best['ci_high'])}])" if math.isfinite(best["ci_low"]) else ""
-    lines.append(f"- **Data**: {c.n_runs} ok runs in {len(c)} cells (widths {_list(c.width)} × epochs "
-                 f"{_list(c.epochs)}; {_range(c.n)} runs per cell). Best cell: width {best['width']:g} × "
+    lines.append(f"- **Data**: {c.n_runs} ok runs in {len(c)} cells ({_plural('width', c.width)} × "
+                 f"{_plural('epochs', c.epochs)}; {_range(c.n)} run{'s' if c.n.max() > 1 else ''} per cell). Best cell: width {best['width']:g} × "
                  f"{best['epochs']:g} epochs, {_p(best['mean'])}{ci}, n = {int(best['n'])}. "
                  + _seed_noise(a))
     lines += _trend_lines(a)
     fit = a.fit
     if fit is None:
         reason = a.choice.reason if a.choice else "no law was fitted"
-        return lines + [f"- **Law**: none chosen: {reason}. No scaling conclusion can be drawn.", ""] + _cannot(a)
+        lines.append(f"- **Law**: none chosen: {reason}. No scaling conclusion can be drawn.")
+        if a.checks or a.checks_error or (a.directory / "checks.toml").is_file():
+            lines.append("- **Checks** (checks.toml): not run: there is no law to predict them with.")
+        return lines + [""] + _cannot(a)
     lines.append(f"- **Law**: {fit.name} (`{fit.law.formula}`), chosen by {a.choice.reason}. "
                  f"{_fit_quality(fit)}")
     lines.append(f"- **Exponents**: {_exponents(fit)}.")
@@ -196,12 +199,22 @@ def _cannot(a: StudyAnalysis) -> list[str]:
         lines.append("- The chosen law has a curve per width and no width exponent: it says nothing about widths "
                      "not run.")
     if a.cells is not None:
-        lines.append(f"- Anything beyond widths {a.cells.width.min():g}–{a.cells.width.max():g} and epochs "
-                     f"{a.cells.epochs.min():g}–{a.cells.epochs.max():g} is extrapolation; the intervals assume the "
-                     "law's form holds there.")
+        lines.append(f"- Anything beyond {_span('width', a.cells.width)} and {_span('epochs', a.cells.epochs)} is "
+                     "extrapolation; the intervals assume the law's form holds there.")
     if a.grid.provisional:
         lines.append("- The grid is incomplete: these are provisional numbers.")
     return lines + [""]
+
+
+def _plural(name: str, values) -> str:
+    values = np.unique(values)
+    label = name if name == "epochs" or len(values) == 1 else name + "s"
+    return f"{label} {_list(values)}"
+
+
+def _span(name: str, values) -> str:
+    lo, hi = np.min(values), np.max(values)
+    return f"{name} {lo:g}" if lo == hi else f"{name}s {lo:g}–{hi:g}" if name != "epochs" else f"epochs {lo:g}–{hi:g}"
 
 
 def _range(values) -> str:

@@ -1,4 +1,5 @@
 """report(), its figures, provisional reports, the CLI, and the atomic writer, on small synthetic studies."""
+import json
 import os
 import subprocess
 import sys
@@ -36,6 +37,14 @@ def study(tmp_path_factory):
         failed = make_record(width=64, epochs=epochs, seed=2, status=status, study="grid")
         write_records(directory, [failed])  # replaces the ok record of the same run_id
     (directory / "runs" / "torn.json").write_text('{"schema_version": 1,')
+    elsewhere = directory.parent / "elsewhere"  # two runs of a width the study never ran, one in another precision
+    elsewhere.mkdir()
+    for precision in ("fp16", "bf16"):
+        record = make_record(width=160, epochs=40, seed=0, ema_val_acc=0.9605, precision=precision, study=None,
+                             config={"precision": precision})
+        (elsewhere / f"w160-{precision}.json").write_text(json.dumps(record))
+    (directory / "checks.toml").write_text('[[check]]\nname = "width 160"\nrecords = "../elsewhere"\n'
+                                           'width = 160\nepochs = 40\n')
     return directory
 
 
@@ -57,6 +66,8 @@ def test_report_leads_with_the_answer_and_has_every_section(written, study):
                    "| separable | 5 |", "| per_width | 9 |", "| interaction | 5 |", "| saturating | 6 |",
                    "CV RMSE", "χ²/dof", "A0", "TOST", "Allocation exponent"):
         assert needle in text, needle
+    assert "**Check: width 160**" in text and "## Out-of-sample checks (checks.toml)" in text
+    assert "no: precision: bf16 (study: fp16)" in text and "like-for-like records (n = 1): z = " in text
     # a failed and a diverged run make the grid incomplete: nothing may look final
     assert text.index("PROVISIONAL") < text.index("## Summary")
     assert "Runs: 46 done, 0 pending, 1 failed, 1 diverged of 48 intended" in text
@@ -79,6 +90,18 @@ def test_incomplete_grid_report_is_provisional_and_names_missing_cells(tmp_path)
     banner = text[: text.index("## Summary")]
     assert "PROVISIONAL" in banner and "48 done" not in banner and "24 done, 8 pending" in banner
     assert "128×10 (pending)" in banner and "Missing from the separable fit: 128×10, 128×20, 128×40, 128×80" in banner
+
+
+def test_flat_curve_is_flagged_and_no_conclusion_rests_on_it(tmp_path):
+    write_records(tmp_path, grid_records(lambda n, e: 0.03 + 57 * n**-0.5, widths=(32, 64, 96, 128),
+                                         epochs=(10, 20, 40, 80), seeds=3, sd=0.0014, seed=3, study="flat"))
+    text = report(tmp_path, n_boot=30).read_text()
+    summary = text[text.index("## Summary"):text.index("## Where the runs came from")]
+    exponents = next(line for line in summary.splitlines() if line.startswith("- **Exponents**"))
+    assert "beta = " in exponents and "**not identified**" in exponents.split("beta = ")[1]
+    allocation = next(line for line in summary.splitlines() if line.startswith("- **Compute-optimal allocation**"))
+    assert "no allocation claim" in allocation or "gives no closed-form" in allocation
+    assert "rests on" in allocation or "extrapolated" in allocation
 
 
 def test_tiny_study_report_explains_what_it_cannot_compute(tmp_path):
