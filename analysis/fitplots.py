@@ -52,7 +52,8 @@ def plot_parity(ax: Axes, score: CVScore, cells_sem: np.ndarray, widths: np.ndar
         here = widths == width
         ax.errorbar(pred[here], obs[here], yerr=100 * np.nan_to_num(cells_sem[here]), fmt="o", ms=4, capsize=2,
                     color=palette[width], label=f"width={width:g}")
-    values = np.concatenate([obs, pred[np.isfinite(pred)]])
+    bars = 100 * np.nan_to_num(cells_sem)
+    values = np.concatenate([obs - bars, obs + bars, pred[np.isfinite(pred)]])
     for check in held_out or []:
         if check.computed and check.label.startswith("corner"):
             row = check.table.iloc[0]

@@ -47,16 +47,17 @@ def plot_accuracy_vs_epochs(ax: Axes, table: pd.DataFrame, runs: pd.DataFrame | 
     _need(table, ("width", "epochs", "mean", "sem"), "plot_accuracy_vs_epochs")
     palette = colours(table["width"])
     values = [100 * table["mean"].to_numpy(dtype=float)]
-    for width, cell in table.groupby("width"):
+    for k, (width, cell) in enumerate(table.groupby("width")):
         cell = cell.sort_values("epochs")
         mean = 100 * cell["mean"].to_numpy(dtype=float)
         sem = np.nan_to_num(100 * cell["sem"].to_numpy(dtype=float))
-        ax.errorbar(cell["epochs"], mean, yerr=sem, marker="o", ms=4, capsize=3, lw=1, color=palette[width],
+        shift = 1.0 + 0.015 * (k - (len(palette) - 1) / 2)  # widths side by side, so bars do not overlap
+        ax.errorbar(cell["epochs"] * shift, mean, yerr=sem, marker="o", ms=4, capsize=3, lw=1, color=palette[width],
                     label=f"width={width:g}", zorder=3)
         if runs is not None and len(runs):
             these = runs[runs["width"] == width]
-            ax.scatter(these["epochs"], 100 * these[METRIC], s=9, color=palette[width], alpha=0.45, zorder=2,
-                       linewidths=0)
+            ax.scatter(these["epochs"] * shift * 1.012, 100 * these[METRIC], s=12, marker="_", color=palette[width],
+                       zorder=2)
             values.append(100 * these[METRIC].to_numpy(dtype=float))
         if fit is not None and (not fit.law.widths or width in fit.law.widths):
             grid = np.geomspace(cell["epochs"].min(), cell["epochs"].max(), 60)
@@ -71,7 +72,7 @@ def plot_accuracy_vs_epochs(ax: Axes, table: pd.DataFrame, runs: pd.DataFrame | 
     ax.minorticks_off()
     ax.set_xlabel("epochs")
     ax.set_ylabel(ACC_LABEL)
-    ax.set_title("ema_val_acc vs epochs: cell means ±1 SE, dots = runs"
+    ax.set_title("ema_val_acc vs epochs: cell means ±1 SE, dashes beside them = runs"
                  + (f"\ndashed: the {fit.name} law" if fit is not None else ""), fontsize="medium")
     ax.legend(fontsize="small")
     ax.grid(alpha=0.3)
@@ -100,7 +101,9 @@ def plot_error_vs_flops(ax: Axes, table: pd.DataFrame, fit: FitResult | None = N
     if envelope is not None and len(envelope.table):
         t = envelope.table
         inside = ~t["extrapolated"].to_numpy()
-        ax.plot(t["budget"][inside], 1 - t["acc"][inside], "k-", lw=2, label=f"{envelope.law} law: best width")
+        rests = fit is not None and bool(fit.not_identified)
+        label = f"{envelope.law} law: best width" + (" (rests on parameters not identified)" if rests else "")
+        ax.plot(t["budget"][inside], 1 - t["acc"][inside], "k-", lw=2, label=label)
         ax.plot(t["budget"], 1 - t["acc"], "k:", lw=1.5, label="… extrapolated")
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -114,9 +117,10 @@ def plot_error_vs_flops(ax: Axes, table: pd.DataFrame, fit: FitResult | None = N
     return ax
 
 
-def plot_time_frontier(ax: Axes, table: pd.DataFrame, envelope: Envelope | None = None) -> Axes:
-    """Cell-mean error vs measured train_time_s per width, the data's frontier in time, and the law's best
-    observed width per time budget."""
+def plot_time_frontier(ax: Axes, table: pd.DataFrame, envelope: Envelope | None = None,
+                       fit: FitResult | None = None) -> Axes:
+    """Cell-mean error vs measured train_time_s per width, the data's frontier in time, and (dotted) the law's
+    best observed width per time budget, which says so when `fit` has parameters not identified."""
     _need(table, ("width", "train_time_s", "mean"), "plot_time_frontier")
     palette = colours(table["width"])
     for width, cell in table.groupby("width"):
@@ -125,7 +129,8 @@ def plot_time_frontier(ax: Axes, table: pd.DataFrame, envelope: Envelope | None 
     ax.step(front["train_time_s"], 1 - front["mean"], where="post", color="grey", lw=1, label="data frontier")
     if envelope is not None and len(envelope.table):
         t = envelope.table
-        ax.plot(t["budget"], 1 - t["acc"], "k:", lw=1.5, label=f"{envelope.law} law: best width (dotted)")
+        rests = " (rests on parameters not identified)" if fit is not None and fit.not_identified else ""
+        ax.plot(t["budget"], 1 - t["acc"], "k:", lw=1.5, label=f"{envelope.law} law: best observed width{rests}")
     ax.set_xscale("log")
     ax.set_yscale("log")
     _hold_to(ax, (1 - table["mean"]).to_numpy(dtype=float), "y", log=True)

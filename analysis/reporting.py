@@ -67,7 +67,7 @@ def _figures(a: StudyAnalysis, folder: Path) -> list:
          lambda ax: _need_fit(score) or plot_parity(ax, score, a.cells.sem, a.cells.width, a.held_out, a.checks)),
         ("exponents", "bootstrap pair plot of the chosen law's exponents",
          lambda ax: _need_fit(fit) or plot_exponent_pairs(ax, fit)),
-        ("time_frontier", "error vs measured train_time_s", lambda ax: plot_time_frontier(ax, table, a.envelope_time)),
+        ("time_frontier", "error vs measured train_time_s", lambda ax: plot_time_frontier(ax, table, a.envelope_time, fit)),
         ("accuracy_heatmap", "mean ema_val_acc per width × epochs", lambda ax: plot_accuracy_heatmap(ax, table)),
     ]
     out = []

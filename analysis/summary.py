@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy import stats
 
 from .fits import NOT_IDENTIFIED, FitResult
 from .holdout import z_text
@@ -50,7 +51,7 @@ def summary_lines(a: StudyAnalysis) -> list[str]:
         return lines + ["No ok runs: nothing to summarise.", ""]
     c, t = a.cells, a.table
     best = t.loc[t["mean"].idxmax()]
-    ci = f" (95% CI [{_p(best['ci_low'])}, {_p(best['ci_high'])}])" if math.isfinite(best["ci_low"]) else ""
+    ci = _best_interval(a, best)
     lines.append(f"- **Data**: {c.n_runs} ok runs in {len(c)} cells ({_plural('width', c.width)} × "
                  f"{_plural('epochs', c.epochs)}; {_range(c.n)} run{'s' if c.n.max() > 1 else ''} per cell). Best cell: width {best['width']:g} × "
                  f"{best['epochs']:g} epochs, {_p(best['mean'])}{ci}, n = {int(best['n'])}. "
@@ -77,6 +78,19 @@ def summary_lines(a: StudyAnalysis) -> list[str]:
     if a.comparison is not None and not isinstance(a.comparison, str):
         lines.append(f"- **Reproduction** of {a.reference.name}: {a.comparison.verdict}.")
     return lines + [""] + _cannot(a)
+
+
+def _best_interval(a: StudyAnalysis, best) -> str:
+    """The cell's Student-t 95% interval; for a cell with fewer than 3 runs, from the pooled seed SD (its own
+    SD from one or two runs would make the interval meaningless), said so."""
+    c = a.cells
+    k = c.index(best["width"], best["epochs"])
+    if best["n"] >= 3 and math.isfinite(best["ci_low"]):
+        return f" (95% CI [{_p(best['ci_low'])}, {_p(best['ci_high'])}])"
+    if c.mode != "cells" or k is None:
+        return ""
+    half = stats.t.ppf(0.975, c.seed_dof) * c.sem[k]
+    return f" (95% CI [{_p(best['mean'] - half)}, {_p(best['mean'] + half)}], from the pooled seed SD)"
 
 
 def _seed_noise(a: StudyAnalysis) -> str:
