@@ -8,7 +8,7 @@ Stages: records (load) → cells / aggregates → laws + fits → selection → 
 allocation → study (all of it, once) → summary + report_text + plots → reporting; CLI in cli.py.
 """
 from .aggregates import aggregate, cell_columns
-from .allocation import Envelope, allocation_exponent, efficient_envelope, pareto_frontier
+from .allocation import Allocation, Envelope, allocation_exponent, efficient_envelope, pareto_frontier
 from .cells import Cells, cell_table
 from .checks import Check, CheckResult, read_checks, run_check
 from .comparison import EQUIVALENCE_MARGIN, Comparison, compare, compare_cell
@@ -34,7 +34,7 @@ __all__ = [
     "choose_law", "cross_validate", "LawChoice", "CVScore",
     "predict_cell", "predict_acc", "Prediction", "width_sizes", "WidthSizes",
     "held_out", "corner_check", "holdout_checks", "HeldOut", "read_checks", "run_check", "Check", "CheckResult",
-    "grid_status", "GridStatus", "pareto_frontier", "efficient_envelope", "allocation_exponent", "Envelope",
+    "grid_status", "GridStatus", "pareto_frontier", "efficient_envelope", "allocation_exponent", "Allocation", "Envelope",
     "new_axes", "save_figure", "plot_accuracy_vs_epochs", "plot_error_vs_flops", "plot_accuracy_heatmap",
     "plot_time_frontier", "plot_residuals", "plot_parity", "plot_exponent_pairs",
     "compare", "compare_cell", "Comparison", "EQUIVALENCE_MARGIN", "load_reference", "Reference",

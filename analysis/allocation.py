@@ -25,8 +25,8 @@ from .errors import AnalysisError
 from .fits import FitResult
 from .sizes import WidthSizes
 
-__all__ = ["pareto_frontier", "Envelope", "efficient_envelope", "allocation_exponent", "time_per_epoch",
-           "default_budgets"]
+__all__ = ["pareto_frontier", "Envelope", "Allocation", "efficient_envelope", "allocation_exponent",
+           "time_per_epoch", "default_budgets"]
 
 _GRID_POINTS = 121  # candidate widths per search (log-spaced): a step of ~1.2% in width
 
@@ -117,9 +117,18 @@ def efficient_envelope(fit: FitResult, sizes: WidthSizes, budgets, *, cost: str 
     return Envelope(cost, table, (float(candidates[0]), float(candidates[-1])), fit.name)
 
 
-def allocation_exponent(fit: FitResult) -> tuple[float, tuple, bool] | None:
-    """(beta/(alpha+beta), its 95% bootstrap interval, rests on an unidentified exponent) for the separable
-    law; None for laws without a closed form."""
+@dataclass(frozen=True)
+class Allocation:
+    """N_opt ∝ C^value: the separable law's allocation exponent beta/(alpha+beta)."""
+
+    value: float
+    interval: tuple  # 95% bootstrap interval (NaN without draws)
+    unidentified: bool  # rests on an exponent flagged "not identified"
+
+
+def allocation_exponent(fit: FitResult) -> Allocation | None:
+    """The separable law's allocation exponent with its bootstrap interval; None for laws without a closed
+    form."""
     if fit.name != "separable":
         return None
     k_alpha, k_beta = fit.law.params.index("alpha"), fit.law.params.index("beta")
@@ -134,7 +143,7 @@ def allocation_exponent(fit: FitResult) -> tuple[float, tuple, bool] | None:
         interval = tuple(float(v) for v in np.nanpercentile(values, [2.5, 97.5]))
     else:
         interval = (float("nan"), float("nan"))
-    return value, interval, bool({"alpha", "beta"} & set(fit.not_identified))
+    return Allocation(value, interval, bool({"alpha", "beta"} & set(fit.not_identified)))
 
 
 def time_per_epoch(frame: pd.DataFrame) -> dict:

@@ -124,11 +124,10 @@ def _fit(args) -> int:
 
 
 def _predict(args) -> int:
-    _, frame, _, grid, name = load_study(args.dir, args.grid)
-    runs = frame[frame["status"] == "ok"]
+    records = load_study(args.dir, args.grid)
+    runs = records.runs
     if runs.empty:
         raise AnalysisError(f"no ok runs under {args.dir}: nothing to predict from")
-    runs.attrs = dict(frame.attrs)
     cells = cell_table(runs)
     kw = {"n_boot": args.n_boot, "n_jobs": args.jobs, "seed": args.seed, "loss": args.loss}
     if args.law:
@@ -141,8 +140,8 @@ def _predict(args) -> int:
         if choice.fit is None:
             raise AnalysisError(f"no law can be fitted to {args.dir}: {choice.reason}")
         fit = choice.fit
-    prediction = predict_cell(fit, width_sizes(runs), args.width, args.epochs, study=name,
-                              provisional=grid.provisional)
+    prediction = predict_cell(fit, width_sizes(runs), args.width, args.epochs, study=records.name,
+                              provisional=records.grid.provisional)
     if args.format == "json":
         print(json.dumps(prediction.to_json()))
     else:

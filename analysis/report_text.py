@@ -162,7 +162,7 @@ def allocation_section(a: StudyAnalysis) -> list[str]:
     if fit is None:
         return lines + ["No law was chosen, so there is no efficient envelope.", ""]
     if a.allocation is not None:
-        value, (lo, hi), unidentified = a.allocation
+        value, (lo, hi), unidentified = a.allocation.value, a.allocation.interval, a.allocation.unidentified
         lines += [f"Allocation exponent of the {fit.name} law: N_opt ∝ C^a, a = β/(α+β) = {value:.3g} (95% bootstrap "
                   f"interval [{lo:.3g}, {hi:.3g}]; exact when training FLOPs ∝ N·E, and here FLOPs per epoch / "
                   f"num_params varies by {_ratio_drift(a):.1%} over the fitted widths)"

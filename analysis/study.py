@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from .aggregates import aggregate, cell_columns
-from .allocation import Envelope, allocation_exponent, default_budgets, efficient_envelope, time_per_epoch
+from .allocation import Allocation, Envelope, allocation_exponent, default_budgets, efficient_envelope, time_per_epoch
 from .cells import Cells, cell_table
 from .checks import read_checks, run_check
 from .comparison import EQUIVALENCE_MARGIN, Comparison, compare_cell
@@ -22,7 +22,7 @@ from .reference import Reference, load_reference
 from .selection import LawChoice, choose_law
 from .sizes import WidthSizes, width_sizes
 
-__all__ = ["StudyAnalysis", "analyse", "load_study", "held_out_of", "cells_missing_from_fits", "DEFAULT_BOOT"]
+__all__ = ["StudyAnalysis", "StudyRecords", "analyse", "load_study", "held_out_of", "cells_missing_from_fits", "DEFAULT_BOOT"]
 
 # Bootstrap draws per fit. The calibration benchmark (results/benchmarks/calibration/) finds the same coverage
 # of the corner prediction's 95% interval with 200 and 400 draws; 400 keeps the Monte Carlo error of an
@@ -48,7 +48,7 @@ class StudyAnalysis:
     checks_error: str = ""  # checks.toml could not be read
     envelope: Envelope | None = None  # chosen law's best width per FLOP budget
     envelope_time: Envelope | None = None  # and per train_time_s budget (observed widths)
-    allocation: tuple | None = None  # allocation_exponent(chosen fit)
+    allocation: Allocation | None = None  # the chosen law's allocation exponent, where it has one
     allocation_note: str = ""
     comparison: Comparison | str | None = None  # with the published reference (or why not)
     reference: Reference | None = None
@@ -59,16 +59,36 @@ class StudyAnalysis:
         return self.choice.fit if self.choice else None
 
 
-def load_study(directory: str | Path, grid_file=None) -> tuple[LoadResult, pd.DataFrame, tuple, GridStatus, str]:
-    """Records (all statuses) of a study folder, the warnings raised reading them, and its grid status."""
+@dataclass(frozen=True)
+class StudyRecords:
+    """A study folder's records (every status), the warnings raised reading them, its grid status and name."""
+
+    loaded: LoadResult
+    notes: tuple
+    grid: GridStatus
+    name: str
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        return self.loaded.frame
+
+    @property
+    def runs(self) -> pd.DataFrame:
+        """The ok records, keeping the frame's attrs (which columns came from `config`)."""
+        runs = self.frame[self.frame["status"] == "ok"].copy()
+        runs.attrs = dict(self.frame.attrs)
+        return runs
+
+
+def load_study(directory: str | Path, grid_file=None) -> StudyRecords:
     directory = Path(directory)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         loaded = load(directory, include_failed=True)
     frame = loaded.frame
     names = sorted(frame["study"].dropna().astype(str).unique()) if "study" in frame else []
-    name = ", ".join(names) or directory.name
-    return loaded, frame, tuple(str(w.message) for w in caught), grid_status(directory, frame, grid_file), name
+    return StudyRecords(loaded, tuple(str(w.message) for w in caught), grid_status(directory, frame, grid_file),
+                        ", ".join(names) or directory.name)
 
 
 def analyse(directory: str | Path, *, n_boot: int = DEFAULT_BOOT, seed: int = 0, n_jobs: int = 1,
@@ -76,9 +96,9 @@ def analyse(directory: str | Path, *, n_boot: int = DEFAULT_BOOT, seed: int = 0,
             reference: Reference | None = None, with_checks: bool = True) -> StudyAnalysis:
     """Compute the whole analysis of the study in `directory` (see the module docstring)."""
     directory = Path(directory)
-    loaded, frame, notes, grid, name = load_study(directory, grid_file)
-    runs = frame[frame["status"] == "ok"].copy()
-    runs.attrs = dict(frame.attrs)
+    records = load_study(directory, grid_file)
+    loaded, frame, notes, grid, name = records.loaded, records.frame, records.notes, records.grid, records.name
+    runs = records.runs
     options = {"n_boot": n_boot, "seed": seed, "n_jobs": n_jobs, "loss": loss, "margin": margin}
     base = dict(directory=directory, name=name, loaded=loaded, frame=frame, runs=runs, notes=notes, grid=grid,
                 options=options)

@@ -180,7 +180,7 @@ def _check_text(r) -> str:
 def _allocation_text(a: StudyAnalysis) -> str:
     parts = []
     if a.allocation is not None:
-        value, (lo, hi), unidentified = a.allocation
+        value, (lo, hi), unidentified = a.allocation.value, a.allocation.interval, a.allocation.unidentified
         text = f"N_opt ∝ C^a with a = β/(α+β) = {value:.3g} [95% {lo:.3g}, {hi:.3g}]"
         parts.append(text + (f", **resting on an exponent that is {NOT_IDENTIFIED}**: no allocation claim" if unidentified else ""))
     else:

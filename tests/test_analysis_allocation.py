@@ -28,7 +28,8 @@ def fit(frame):
 
 
 def test_allocation_exponent_is_beta_over_alpha_plus_beta(fit):
-    value, (low, high), unidentified = allocation_exponent(fit)
+    result = allocation_exponent(fit)
+    value, (low, high), unidentified = result.value, result.interval, result.unidentified
     assert value == pytest.approx(fit.params["beta"] / (fit.params["alpha"] + fit.params["beta"]))
     assert low <= BETA / (ALPHA + BETA) <= high and not unidentified
 
