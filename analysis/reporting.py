@@ -40,6 +40,8 @@ def render(a: StudyAnalysis, figures: list | None = None) -> str:
               "N = num_params, E = epochs.", ""]
     lines += summary_lines(a)
     lines += provenance_section(a) + runs_section(a)
+    if a.cells is None and a.table is not None:
+        lines += cells_section(a)
     if a.cells is not None:
         lines += cells_section(a) + laws_section(a) + held_out_section(a) + checks_section(a)
         lines += allocation_section(a) + comparison_section(a)
@@ -53,7 +55,7 @@ def render(a: StudyAnalysis, figures: list | None = None) -> str:
 
 
 def _figures(a: StudyAnalysis, folder: Path) -> list:
-    if a.cells is None:
+    if a.cells is None:  # the summary says why
         return []
     fit, table = a.fit, a.table
     score = a.choice.scores.get(fit.name) if fit is not None else None

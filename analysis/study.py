@@ -53,6 +53,7 @@ class StudyAnalysis:
     comparison: Comparison | str | None = None  # with the published reference (or why not)
     reference: Reference | None = None
     options: dict = field(default_factory=dict)
+    no_fit_reason: str = ""  # why no law was fitted at all (cells is None then)
 
     @property
     def fit(self):
@@ -105,9 +106,10 @@ def analyse(directory: str | Path, *, n_boot: int = DEFAULT_BOOT, seed: int = 0,
     if runs.empty:
         return StudyAnalysis(**base)
     others = [c for c in cell_columns(runs) if c not in ("width", "epochs")]
-    if others:
-        raise AnalysisError(f"the runs also vary in {others}; a law in width and epochs needs them fixed: analyse "
-                            "each value in its own folder")
+    if others:  # the cells are still tabulated; no law in width and epochs is fitted across other knobs
+        return StudyAnalysis(**base, table=aggregate(runs), no_fit_reason=(
+            f"the runs also vary in {', '.join(others)}; a law in width and epochs needs every other knob fixed: "
+            "put each value's records in its own folder"))
     cells, table, sizes = cell_table(runs), aggregate(runs), width_sizes(runs)
     fit_options = {"n_boot": n_boot, "seed": seed, "n_jobs": n_jobs, "loss": loss}
     choice = choose_law(cells, names=laws, **fit_options)

@@ -48,7 +48,8 @@ def provisional_lines(a: StudyAnalysis) -> list[str]:
 def summary_lines(a: StudyAnalysis) -> list[str]:
     lines = ["## Summary", ""]
     if a.cells is None:
-        return lines + ["No ok runs: nothing to summarise.", ""]
+        return lines + [f"No law was fitted: {a.no_fit_reason}." if a.no_fit_reason else "No ok runs: nothing to "
+                        "summarise.", ""]
     c, t = a.cells, a.table
     best = t.loc[t["mean"].idxmax()]
     ci = _best_interval(a, best)
