@@ -185,7 +185,7 @@ def _fit_cells(cells: Cells, name: str, n_boot: int, seed: int, loss: str, n_job
                          f"by √{inflation:.3g} = {np.sqrt(inflation):.2f}")
     if loss == "huber":
         notes.append(f"Huber loss, δ = 1.345 standard errors: cells beyond it count linearly, not quadratically")
-    n_boot = n_boot if dof > 0 and np.isfinite(se).all() else 0
+    n_boot = n_boot if dof > 0 and np.isfinite(se).all() and (se > 0).all() else 0
     if dof <= 0:
         notes.append("as many parameters as cells: no degrees of freedom left, so no intervals")
     rng = np.random.default_rng(seed)

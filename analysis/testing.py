@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .records import EXECUTION_FIELDS
+from .writer import write_atomic
 
 __all__ = ["make_record", "write_records", "grid_records", "num_params_of", "SYNTHETIC_HOST"]
 
@@ -85,6 +86,6 @@ def write_records(directory: str | Path, records: list[dict]) -> list[Path]:
     paths = []
     for record in records:
         path = runs / f"{record['run_id']}.json"
-        path.write_text(json.dumps(record, indent=1), encoding="utf-8")
+        write_atomic(path, json.dumps(record, indent=1))
         paths.append(path)
     return paths
