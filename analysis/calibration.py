@@ -16,8 +16,10 @@ import json
 import math
 import os
 import platform
+import subprocess
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -134,9 +136,11 @@ def write_calibration(result: Calibration, out_dir, command: str) -> tuple:
     summary["command"] = command
     summary["machine"] = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                           "cpus": os.cpu_count(), "load_average_at_end": _load()}
+    summary["code"] = _git_state()
     json_path = write_atomic(os.path.join(out_dir, "calibration.json"), json.dumps(summary, indent=1) + "\n")
+    code = summary["code"]
     lines = [f"# Calibration of the analysis's intervals ({result.n_grids} synthetic `scaling`-shaped grids)", "",
-             f"Command: `{command}`", "",
+             f"Command: `{command}` (code: commit {code['commit']}{', with uncommitted changes to analysis/' if code['dirty'] else ''})", "",
              f"Synthetic grids (not measurements): widths {WIDTHS} × epochs {EPOCHS} × {SEEDS} seeds, Gaussian seed "
              f"noise SD {100 * SEED_SD:.2f} points, from error = e_inf + A·N^(−alpha) + B·E^(−beta) with {TRUTH}. "
              f"Target: the 95% interval of the predicted mean accuracy at width {TARGET[0]} × {TARGET[1]} epochs "
@@ -155,7 +159,8 @@ def write_calibration(result: Calibration, out_dir, command: str) -> tuple:
     z = summary["z_separable"]
     lines += ["", f"z = (predicted − truth) / se_pred at the target (separable law): mean {z['mean']:+.3f}, SD "
                   f"{z['sd']:.3f}, |z| ≤ 1.96 in {100 * z['share_abs_le_1.96']:.1f}% of grids.",
-              f"Law chosen by leave-one-cell-out CV (one-SE rule): {summary['chosen_law']}.",
+              (f"Law chosen by leave-one-cell-out CV (one-SE rule): {summary['chosen_law']}." if summary["chosen_law"]
+               else "The law choice was not run (--no-select)."),
               f"Parameters flagged not identified (grids): {summary['not_identified_grids'] or 'none'}.",
               f"Time: {summary['seconds']:.0f} s in all; a separable fit with its bootstrap takes "
               f"{summary['seconds_per_grid_separable_fit']:.2f} s (median) on {summary['machine']['processor']}, "
@@ -171,6 +176,19 @@ def _wilson(k: int, n: int) -> list:
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return [centre - half, centre + half]
+
+
+def _git_state() -> dict:
+    """The commit of the analysis code that ran (and whether analysis/ had uncommitted changes), if in a checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True,
+                                timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", str(here)], cwd=here, capture_output=True,
+                               text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": "unknown", "dirty": None}
+    return {"commit": commit or "unknown", "dirty": bool(dirty) if commit else None}
 
 
 def _load() -> str:
