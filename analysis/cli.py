@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import warnings
@@ -143,6 +144,8 @@ def _predict(args) -> int:
     prediction = predict_cell(fit, width_sizes(runs), args.width, args.epochs, study=records.name,
                               provisional=records.grid.provisional)
     if args.format == "json":
+        if not math.isfinite(prediction.se_pred):  # the contract promises numbers: say why there are none
+            raise AnalysisError(f"the {fit.name} law has no interval at this cell ({'; '.join(fit.notes) or 'no draws'})")
         print(json.dumps(prediction.to_json()))
     else:
         print(prediction.text())
@@ -150,12 +153,15 @@ def _predict(args) -> int:
 
 
 def _bench_report(args) -> int:
-    result = bench_report(n_boot=args.n_boot, n_jobs=args.jobs)
-    print(f"analysis report on {result['runs']} synthetic runs ({result['n_boot']} bootstrap draws, "
-          f"{result['n_jobs']} job(s)): {result['wall_s']:.1f} s wall, {result['cpu_s']:.1f} s CPU; load average "
-          f"{result['load_average_before']} before, {result['load_average_after']} after; {result['cpus']} CPUs")
+    results = []
+    for _ in range(args.repeat):
+        result = bench_report(n_boot=args.n_boot, n_jobs=args.jobs)
+        results.append(result)
+        print(f"analysis report on {result['runs']} synthetic runs ({result['n_boot']} bootstrap draws, "
+              f"{result['n_jobs']} job(s)): {result['wall_s']:.1f} s wall, {result['cpu_s']:.1f} s CPU; load average "
+              f"{result['load_average_before']} before, {result['load_average_after']} after; {result['cpus']} CPUs")
     if args.out:
-        print(f"wrote {write_bench(result, args.out)}")
+        print(f"wrote {write_bench({'command': ' '.join(['python -m analysis', *args.argv]), 'repeats': results}, args.out)}")
     return 0
 
 
@@ -253,6 +259,7 @@ def _parser() -> argparse.ArgumentParser:
                                 description="Time the whole report on 140 synthetic runs; prints seconds and load.")
     bench.add_argument("--n-boot", type=_positive, default=DEFAULT_BOOT, help=f"draws per fit (default {DEFAULT_BOOT})")
     bench.add_argument("--jobs", type=int, default=1, help="joblib workers for the bootstrap (default 1)")
+    bench.add_argument("--repeat", type=_positive, default=1, help="time the report this many times (default 1)")
     bench.add_argument("--out", default=None, help="also write the figures as JSON here")
     bench.set_defaults(command=_bench_report)
     return parser

@@ -28,7 +28,7 @@ from .blas import one_blas_thread
 from .cells import Cells, cell_table
 from .errors import AnalysisError, NotEnoughPointsError
 from .laws import COEF, EXPONENT, FLOOR, Law, Points, build_law, law_names
-from .optimize import Problem, make_problem, solve
+from .optimize import HUBER_DELTA, Problem, make_problem, solve
 
 __all__ = ["FitResult", "FitSkipped", "fit_law", "fit_cells", "NOT_IDENTIFIED", "SPAN_ORDERS"]
 
@@ -184,7 +184,7 @@ def _fit_cells(cells: Cells, name: str, n_boot: int, seed: int, loss: str, n_job
                          f" the law misses the cells by more than their seed noise, so every interval is widened "
                          f"by √{inflation:.3g} = {np.sqrt(inflation):.2f}")
     if loss == "huber":
-        notes.append(f"Huber loss, δ = 1.345 standard errors: cells beyond it count linearly, not quadratically")
+        notes.append(f"Huber loss, δ = {HUBER_DELTA} standard errors: cells beyond it count linearly, not quadratically")
     n_boot = n_boot if dof > 0 and np.isfinite(se).all() and (se > 0).all() else 0
     if dof <= 0:
         notes.append("as many parameters as cells: no degrees of freedom left, so no intervals")
