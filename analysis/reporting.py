@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from .errors import AnalysisError
 from .fitplots import plot_exponent_pairs, plot_parity, plot_residuals
 from .plots import (new_axes, plot_accuracy_heatmap, plot_accuracy_vs_epochs, plot_error_vs_flops,
@@ -66,7 +68,7 @@ def _figures(a: StudyAnalysis, folder: Path) -> list:
          lambda ax: plot_error_vs_flops(ax, table, fit, a.envelope)),
         ("residuals", "standardised residuals of the chosen law", lambda ax: _need_fit(fit) or plot_residuals(ax, fit)),
         ("parity", "leave-one-cell-out parity, the corner test and the checks",
-         lambda ax: _need_fit(score) or plot_parity(ax, score, a.cells.sem, a.cells.width, a.held_out, a.checks)),
+         lambda ax: _need_fit(score) or plot_parity(ax, score, _sem(a), a.cells.width, a.held_out, a.checks)),
         ("exponents", "bootstrap pair plot of the chosen law's exponents",
          lambda ax: _need_fit(fit) or plot_exponent_pairs(ax, fit)),
         ("time_frontier", "error vs measured train_time_s", lambda ax: plot_time_frontier(ax, table, a.envelope_time, fit)),
@@ -82,6 +84,13 @@ def _figures(a: StudyAnalysis, folder: Path) -> list:
             continue
         out.append((stem, title, save_figure(figure, folder / f"{stem}.png")))
     return out
+
+
+def _sem(a: StudyAnalysis):
+    """Each cell's standard error; without replicates, the chosen law's residual SD / √n."""
+    if a.cells.mode == "cells" or a.fit is None:
+        return a.cells.sem
+    return a.fit.seed_sd / np.sqrt(a.cells.n)
 
 
 def _need_fit(thing) -> None:

@@ -170,8 +170,8 @@ def held_out_of(analysis: StudyAnalysis, label: str) -> HeldOut | None:
     return next((h for h in analysis.held_out if h.label.startswith(label)), None)
 
 
-def cells_missing_from_fits(analysis: StudyAnalysis) -> list[str]:
-    """'law: cells' for every fitted law that lacks some cell of the intended grid (or excluded one)."""
+def cells_missing_from_fits(analysis: StudyAnalysis) -> list[tuple[str, str]]:
+    """(law, 'w×e, ...') for every fitted law that lacks some cell of the intended grid (or excluded one)."""
     if analysis.choice is None:
         return []
     intended = {(float(r.width), float(r.epochs)) for r in analysis.grid.table.itertuples()}
@@ -182,5 +182,5 @@ def cells_missing_from_fits(analysis: StudyAnalysis) -> list[str]:
         fitted = set(zip(fit.cells.width.astype(float), fit.cells.epochs.astype(float)))
         missing = sorted(intended - fitted)
         if missing:
-            lines.append(f"{name}: {', '.join(f'{w:g}×{e:g}' for w, e in missing)}")
+            lines.append((name, ", ".join(f"{w:g}×{e:g}" for w, e in missing)))
     return lines

@@ -36,8 +36,12 @@ def provisional_lines(a: StudyAnalysis) -> list[str]:
     missing = a.grid.missing()
     if missing:
         lines.append(f"> Cells with no ok run: {', '.join(missing)}.")
-    for line in cells_missing_from_fits(a):
-        lines.append(f"> Missing from the {line.split(':')[0]} fit: {line.split(': ', 1)[1]}.")
+    by_cells: dict = {}
+    for law, cells in cells_missing_from_fits(a):
+        by_cells.setdefault(cells, []).append(law)
+    for cells, laws in by_cells.items():
+        which = f"the {laws[0]} fit" if len(laws) == 1 else f"the {', '.join(laws)} fits"
+        lines.append(f"> Missing from {which}: {cells}.")
     short = [f"{r.width:g}×{r.epochs:g} ({r.ok}/{r.expected})" for r in a.grid.table.itertuples()
              if 0 < r.ok < r.expected]
     if short:

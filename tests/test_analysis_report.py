@@ -89,7 +89,7 @@ def test_incomplete_grid_report_is_provisional_and_names_missing_cells(tmp_path)
     text = report(tmp_path, n_boot=4, grid_file=grid).read_text()
     banner = text[: text.index("## Summary")]
     assert "PROVISIONAL" in banner and "48 done" not in banner and "24 done, 8 pending" in banner
-    assert "128×10 (pending)" in banner and "Missing from the separable fit: 128×10, 128×20, 128×40, 128×80" in banner
+    assert "128×10 (pending)" in banner and "Missing from the separable, per_width, interaction, saturating fits: 128×10, 128×20, 128×40, 128×80" in banner
 
 
 def test_flat_curve_is_flagged_and_no_conclusion_rests_on_it(tmp_path):
