@@ -1,30 +1,43 @@
-"""analysis: run records → DataFrame → per-cell aggregates, scaling-law fits with bootstrap intervals,
-figures, a markdown report, and a comparison with the seed's published numbers.
+"""analysis: run records → DataFrame → per-cell aggregates, scaling laws fitted by weighted least squares with
+bootstrap intervals and identification flags, law choice by cross-validation, predictions with intervals,
+held-out and out-of-sample checks, compute-optimal allocation, figures, a markdown report, and a comparison
+with the seed's published numbers (Welch and TOST).
 
 Reads only the run-record contract (results/README.md); never imports torch, speedrun or studies.
-Stages: records (load) → aggregates → fits / predict / holdout / frontier → plots → reporting; CLI in cli.py.
+Stages: records (load) → cells / aggregates → laws + fits → selection → predict / holdout / checks /
+allocation → study (all of it, once) → summary + report_text + plots → reporting; CLI in cli.py.
 """
 from .aggregates import aggregate, cell_columns
-from .comparison import Comparison, compare, compare_cell
+from .allocation import Allocation, Envelope, allocation_exponent, efficient_envelope, pareto_frontier
+from .cells import Cells, cell_table
+from .checks import Check, CheckResult, read_checks, run_check
+from .comparison import EQUIVALENCE_MARGIN, Comparison, compare, compare_cell
 from .errors import AnalysisError, NoRecordsError, NotEnoughPointsError, RecordWarning
-from .fits import FitResult, FitSkipped, fit, fit_compute_law, fit_epochs_law, fit_epochs_laws, fit_joint_law
-from .frontier import flops_per_epoch, law_frontier, pareto_frontier
-from .holdout import HoldoutResult, holdout_check
-from .plots import (new_axes, plot_accuracy_heatmap, plot_accuracy_vs_epochs, plot_error_vs_flops, plot_frontier,
-                    save_figure)
-from .predict import Prediction, num_params_for_width, predict
+from .fits import NOT_IDENTIFIED, FitResult, FitSkipped, fit_cells, fit_law
+from .fitplots import plot_exponent_pairs, plot_parity, plot_residuals
+from .holdout import HeldOut, corner_check, held_out, holdout_checks
+from .laws import LAWS, Law, build_law, law_names
+from .plots import (new_axes, plot_accuracy_heatmap, plot_accuracy_vs_epochs, plot_error_vs_flops,
+                    plot_time_frontier, save_figure)
+from .predict import Prediction, predict_acc, predict_cell
+from .progress import GridStatus, grid_status
 from .records import LoadResult, load
 from .reference import Reference, load_reference
 from .reporting import report
+from .selection import CVScore, LawChoice, choose_law, cross_validate
+from .sizes import WidthSizes, width_sizes
+from .study import StudyAnalysis, analyse
 
 __all__ = [
-    "load", "LoadResult", "aggregate", "cell_columns",
-    "fit", "fit_epochs_law", "fit_epochs_laws", "fit_joint_law", "fit_compute_law", "FitResult", "FitSkipped",
-    "predict", "Prediction", "num_params_for_width", "holdout_check", "HoldoutResult",
-    "pareto_frontier", "law_frontier", "flops_per_epoch",
+    "load", "LoadResult", "aggregate", "cell_columns", "cell_table", "Cells",
+    "LAWS", "Law", "build_law", "law_names", "fit_law", "fit_cells", "FitResult", "FitSkipped", "NOT_IDENTIFIED",
+    "choose_law", "cross_validate", "LawChoice", "CVScore",
+    "predict_cell", "predict_acc", "Prediction", "width_sizes", "WidthSizes",
+    "held_out", "corner_check", "holdout_checks", "HeldOut", "read_checks", "run_check", "Check", "CheckResult",
+    "grid_status", "GridStatus", "pareto_frontier", "efficient_envelope", "allocation_exponent", "Allocation", "Envelope",
     "new_axes", "save_figure", "plot_accuracy_vs_epochs", "plot_error_vs_flops", "plot_accuracy_heatmap",
-    "plot_frontier",
-    "compare", "compare_cell", "Comparison", "load_reference", "Reference",
-    "report",
+    "plot_time_frontier", "plot_residuals", "plot_parity", "plot_exponent_pairs",
+    "compare", "compare_cell", "Comparison", "EQUIVALENCE_MARGIN", "load_reference", "Reference",
+    "analyse", "StudyAnalysis", "report",
     "AnalysisError", "NoRecordsError", "NotEnoughPointsError", "RecordWarning",
 ]

@@ -1,23 +1,33 @@
-"""`python -m analysis report|summary|compare|fit DIR` and `seedlog LOG`: bad input gives one line on stderr and
-exit code 2."""
+"""`python -m analysis report|summary|compare|fit|predict DIR`, `seedlog LOG` and `calibrate`: bad input (or a
+grid no law can be fitted to) gives one line on stderr and exit code 2."""
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import warnings
 from pathlib import Path
 
 from .aggregates import aggregate
-from .comparison import compare_cell, compare_train_time
+from .calibration import calibrate, write_calibration
+from .cells import cell_table
+from .comparison import EQUIVALENCE_MARGIN, compare_cell, compare_train_time
 from .errors import AnalysisError
-from .fits import FitResult, FitSkipped, fit_compute_law, fit_epochs_laws, fit_joint_law
+from .fits import FitResult, FitSkipped
+from .laws import law_names
+from .predict import predict_cell
 from .records import load
 from .reference import load_reference
 from .reporting import report
 from .seedlog import read_seed_log, seed_reference
+from .selection import choose_law, fit_all
+from .sizes import width_sizes
+from .speed import bench_report, write_bench
+from .study import DEFAULT_BOOT, load_study
 from .tables import format_aggregate, markdown_table
+from .writer import write_atomic
 
 __all__ = ["main"]
 
@@ -35,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # --help (0) or a usage error (2, already printed as one line)
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -51,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _report(args) -> int:
-    path = report(args.dir, n_boot=args.n_boot, n_jobs=args.jobs, seed=args.seed)
+    path = report(args.dir, n_boot=args.n_boot, n_jobs=args.jobs, seed=args.seed, loss=args.loss,
+                  grid_file=args.grid, margin=args.margin / 100)
     print(f"wrote {path}")
     figures = sorted((path.parent / "figures").glob("*.png"))
     print(f"figures in {path.parent / 'figures'}: {', '.join(p.name for p in figures) or 'none'}")
@@ -70,7 +82,7 @@ def _summary(args) -> int:
 def _compare(args) -> int:
     reference = load_reference(args.reference)
     frame = _frame(args.dir)
-    result = compare_cell(frame, reference, width=args.width, epochs=args.epochs)
+    result = compare_cell(frame, reference, width=args.width, epochs=args.epochs, margin=args.margin / 100)
     print(f"{reference.name} ({reference.source}; {reference.provenance}, {reference.hardware}) at width "
           f"{args.width or reference.width} × {args.epochs or reference.epochs} epochs")
     print(result.summary())
@@ -95,34 +107,74 @@ def _seedlog(args) -> int:
         out = Path(args.out)
         if out.exists() and not args.force:
             raise AnalysisError(f"{out} exists; pass --force to replace it, or another --out")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp")
-        tmp.write_text(json.dumps(ref, indent=1) + "\n", encoding="utf-8")
-        tmp.replace(out)
+        write_atomic(out, json.dumps(ref, indent=1) + "\n")
         print(f"wrote {out}; compare ours with: python -m analysis compare results/<study> --reference {out}")
     return 0
 
 
 def _fit(args) -> int:
-    frame = _frame(args.dir)
-    kw = {"n_boot": args.n_boot, "n_jobs": args.jobs, "seed": args.seed}
-    laws = ["epochs", "joint", "compute"] if args.law == "all" else [args.law]
-    for law in laws:
-        try:
-            if law == "epochs":
-                results = list(fit_epochs_laws(frame, **kw).values())
-            else:
-                results = [(fit_joint_law if law == "joint" else fit_compute_law)(frame, **kw)]
-        except AnalysisError as exc:
-            if args.law != "all":
-                raise
-            results = [FitSkipped(law, {}, str(exc))]
-        for result in results:
-            if isinstance(result, FitResult):
-                print(result.summary())
-            else:
-                where = "".join(f" at {k}={v}" for k, v in result.subset.items())
-                print(f"{result.law} law{where}: not fitted: {result.reason}")
+    cells = cell_table(_frame(args.dir))
+    names = list(law_names()) if args.law == "all" else [args.law]
+    kw = {"n_boot": args.n_boot, "n_jobs": args.jobs, "seed": args.seed, "loss": args.loss}
+    results = fit_all(cells, names, **kw)
+    if args.law != "all" and isinstance(results[args.law], FitSkipped):
+        raise AnalysisError(results[args.law].reason)
+    for result in results.values():
+        print(result.summary() if isinstance(result, FitResult) else f"{result.law} law: not fitted: {result.reason}")
+    return 0
+
+
+def _predict(args) -> int:
+    records = load_study(args.dir, args.grid)
+    runs = records.runs
+    if runs.empty:
+        raise AnalysisError(f"no ok runs under {args.dir}: nothing to predict from")
+    cells = cell_table(runs)
+    kw = {"n_boot": args.n_boot, "n_jobs": args.jobs, "seed": args.seed, "loss": args.loss}
+    if args.law:
+        fit = fit_all(cells, [args.law], **kw)[args.law]
+        if isinstance(fit, FitSkipped):
+            raise AnalysisError(f"the {args.law} law cannot be fitted to {args.dir}: {fit.reason}")
+    else:  # the report's choice, among the laws that can predict this width
+        names = [n for n in law_names() if n != "per_width" or args.width in set(cells.width)]
+        choice = choose_law(cells, names=names, **kw)
+        if choice.fit is None:
+            raise AnalysisError(f"no law can be fitted to {args.dir}: {choice.reason}")
+        fit = choice.fit
+    prediction = predict_cell(fit, width_sizes(runs), args.width, args.epochs, study=records.name,
+                              provisional=records.grid.provisional)
+    if args.format == "json":
+        if not math.isfinite(prediction.se_pred):  # the contract promises numbers: say why there are none
+            raise AnalysisError(f"the {fit.name} law has no interval at this cell ({'; '.join(fit.notes) or 'no draws'})")
+        print(json.dumps(prediction.to_json()))
+    else:
+        print(prediction.text())
+    return 0
+
+
+def _bench_report(args) -> int:
+    results = []
+    for _ in range(args.repeat):
+        result = bench_report(n_boot=args.n_boot, n_jobs=args.jobs)
+        results.append(result)
+        print(f"analysis report on {result['runs']} synthetic runs ({result['n_boot']} bootstrap draws, "
+              f"{result['n_jobs']} job(s)): {result['wall_s']:.1f} s wall, {result['cpu_s']:.1f} s CPU; load average "
+              f"{result['load_average_before']} before, {result['load_average_after']} after; {result['cpus']} CPUs")
+    if args.out:
+        print(f"wrote {write_bench({'command': ' '.join(['python -m analysis', *args.argv]), 'repeats': results}, args.out)}")
+    return 0
+
+
+def _calibrate(args) -> int:
+    def progress(k):
+        if k % 10 == 0 or k == args.grids:
+            print(f"{k}/{args.grids} grids", file=sys.stderr, flush=True)
+
+    result = calibrate(n_grids=args.grids, n_boot=args.n_boot, seed=args.seed, boot_from=args.boot_from,
+                       select=not args.no_select, progress=progress)
+    command = " ".join(["python -m analysis"] + (args.argv or []))
+    paths = write_calibration(result, args.out, command)
+    print(f"wrote {', '.join(map(str, paths))}")
     return 0
 
 
@@ -141,11 +193,26 @@ def _parser() -> argparse.ArgumentParser:
         return sub
 
     def bootstrap_options(sub):
-        sub.add_argument("--n-boot", type=int, default=200, help="bootstrap draws per fit (default 200)")
+        sub.add_argument("--n-boot", type=int, default=DEFAULT_BOOT,
+                         help=f"bootstrap draws per fit (default {DEFAULT_BOOT}; see the calibration benchmark)")
         sub.add_argument("--jobs", type=int, default=1, help="joblib workers for the bootstrap (default 1)")
-        sub.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling (default 0)")
+        sub.add_argument("--seed", type=int, default=0, help="seed of the bootstrap draws (default 0)")
+        sub.add_argument("--loss", choices=("linear", "huber"), default="linear",
+                         help="weighted least squares (default) or a Huber loss with delta = 1.345 standard errors")
 
-    bootstrap_options(command("report", _report, "write DIR/report.md and DIR/figures/*.png"))
+    def grid_option(sub):
+        sub.add_argument("--grid", default=None, metavar="STUDY.toml",
+                         help="the study file whose [grid] the records come from (default: the built-in study of "
+                              "the records' name, else inferred from the records)")
+
+    def margin_option(sub):
+        sub.add_argument("--margin", type=float, default=100 * EQUIVALENCE_MARGIN,
+                         help=f"equivalence margin in accuracy points for TOST (default {100 * EQUIVALENCE_MARGIN:g})")
+
+    rep = command("report", _report, "write DIR/report.md and DIR/figures/*.png")
+    bootstrap_options(rep)
+    grid_option(rep)
+    margin_option(rep)
     summary = command("summary", _summary, "print the per-cell aggregate table")
     summary.add_argument("--format", choices=("markdown", "csv"), default="markdown")
     compare = command("compare", _compare, "compare a cell with a sample of the seed's (published, or measured "
@@ -153,6 +220,7 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--width", type=int, default=None, help="default: the reference's width (128)")
     compare.add_argument("--epochs", type=int, default=None, help="default: the reference's epochs (80)")
     compare.add_argument("--reference", default=None, help="reference JSON (default: results/reference/...)")
+    margin_option(compare)
     seedlog = commands.add_parser("seedlog", help="read the seed's console output into a reference file",
                                   description="Read what hlb-CIFAR10 v0.3.0's main.py printed for its runs: "
                                               "mean EMA accuracy and training time, optionally as a reference "
@@ -167,6 +235,41 @@ def _parser() -> argparse.ArgumentParser:
     seedlog.add_argument("--force", action="store_true", help="replace an existing --out")
     seedlog.set_defaults(command=_seedlog)
     fit = command("fit", _fit, "fit the scaling laws with bootstrap intervals")
-    fit.add_argument("--law", choices=("all", "epochs", "joint", "compute"), default="all")
+    fit.add_argument("--law", choices=("all",) + law_names(), default="all")
     bootstrap_options(fit)
+    predict = command("predict", _predict, "predict one cell's mean accuracy and one run's, with intervals")
+    predict.add_argument("--width", type=_positive, required=True, help="network width (e.g. 64)")
+    predict.add_argument("--epochs", type=_positive, required=True, help="training epochs (e.g. 10)")
+    predict.add_argument("--law", choices=law_names(), default=None,
+                         help="default: the report's choice by cross-validation among laws that can predict WIDTH")
+    predict.add_argument("--format", choices=("text", "json"), default="text")
+    bootstrap_options(predict)
+    grid_option(predict)
+    cal = commands.add_parser("calibrate", help="the calibration benchmark on synthetic scaling-shaped grids",
+                              description="Coverage of the fits' 95% intervals on synthetic grids from a known law.")
+    cal.add_argument("--grids", type=_positive, default=100, help="synthetic grids (default 100)")
+    cal.add_argument("--n-boot", type=_positive, default=DEFAULT_BOOT, help=f"draws per fit (default {DEFAULT_BOOT})")
+    cal.add_argument("--seed", type=int, default=2024, help="seed of the synthetic data (default 2024)")
+    cal.add_argument("--boot-from", choices=("point", "grid"), default="point",
+                     help="refit each draw from the estimate (default) or from the whole start grid")
+    cal.add_argument("--no-select", action="store_true", help="skip the law choice per grid (faster)")
+    cal.add_argument("--out", default="results/benchmarks/calibration", help="folder for calibration.json/.md")
+    cal.set_defaults(command=_calibrate)
+    bench = commands.add_parser("bench-report", help="time `report` on a synthetic 140-run scaling-shaped grid",
+                                description="Time the whole report on 140 synthetic runs; prints seconds and load.")
+    bench.add_argument("--n-boot", type=_positive, default=DEFAULT_BOOT, help=f"draws per fit (default {DEFAULT_BOOT})")
+    bench.add_argument("--jobs", type=int, default=1, help="joblib workers for the bootstrap (default 1)")
+    bench.add_argument("--repeat", type=_positive, default=1, help="time the report this many times (default 1)")
+    bench.add_argument("--out", default=None, help="also write the figures as JSON here")
+    bench.set_defaults(command=_bench_report)
     return parser
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} is not positive")
+    return value

@@ -1,4 +1,11 @@
-"""Our sample of a cell against a reference sample: difference of means, Welch 95% interval and t-test."""
+"""Our sample of a cell against a reference sample: difference of means, Welch's 95% interval and t-test, and
+an equivalence test (TOST, two one-sided Welch tests) with a stated margin.
+
+A non-significant Welch test only says a difference was not detected; "reproduced" needs the opposite claim,
+that any difference is smaller than a margin that matters. TOST makes that claim at the 5% level exactly when
+the 90% Welch interval of the difference lies inside ±margin (Schuirmann 1987). The default margin is 0.2
+accuracy points, about 1.5 seed SDs of the published width-128 × 80-epoch runs.
+"""
 from __future__ import annotations
 
 import math
@@ -13,7 +20,9 @@ from .errors import AnalysisError, NotEnoughPointsError
 from .records import METRIC
 from .reference import Reference, load_reference
 
-__all__ = ["Comparison", "compare", "compare_cell", "compare_train_time"]
+__all__ = ["Comparison", "compare", "compare_cell", "compare_train_time", "EQUIVALENCE_MARGIN"]
+
+EQUIVALENCE_MARGIN = 0.002  # ±0.2 accuracy points, as a fraction
 
 
 @dataclass(frozen=True)
@@ -33,17 +42,35 @@ class Comparison:
     t: float  # Welch's t statistic
     p_value: float  # two-sided
     reference_name: str = ""
+    margin: float | None = None  # equivalence margin, in the samples' units (None: no TOST)
+    tost_p: float = float("nan")  # the larger of the two one-sided p-values
+    equivalent: bool = False  # TOST rejects |difference| ≥ margin at the 5% level
+
+    @property
+    def verdict(self) -> str:
+        """'reproduced' only where equivalence holds; otherwise what can be said."""
+        if self.margin is None:
+            return ""
+        m = 100 * self.margin
+        if self.equivalent:
+            return f"reproduced: equivalent within ±{m:.2g} points (TOST p = {self.tost_p:.2g})"
+        if self.p_value < 0.05:
+            return f"not reproduced: the difference is significant (Welch p = {self.p_value:.2g})"
+        return (f"not shown to reproduce: no significant difference (Welch p = {self.p_value:.2g}), but "
+                f"equivalence within ±{m:.2g} points is not shown either (TOST p = {self.tost_p:.2g}); more runs needed")
 
     def summary(self, percent: bool = True) -> str:
         k, unit = (100.0, " pp") if percent else (1.0, "")
         return (f"ours {k * self.mean:.3f} ± {k * self.std:.3f} (n={self.n}) vs reference "
                 f"{k * self.reference_mean:.3f} ± {k * self.reference_std:.3f} (n={self.reference_n}): "
                 f"difference {k * self.difference:+.3f}{unit}, 95% interval [{k * self.ci_low:+.3f}, "
-                f"{k * self.ci_high:+.3f}]{unit}, Welch t={self.t:.2f}, df={self.df:.1f}, p={self.p_value:.3g}")
+                f"{k * self.ci_high:+.3f}]{unit}, Welch t={self.t:.2f}, df={self.df:.1f}, p={self.p_value:.3g}"
+                + (f"; {self.verdict}" if self.margin is not None else ""))
 
 
-def compare(sample, reference) -> Comparison:
-    """Welch comparison of `sample` (a sequence of values) with `reference` (a Reference or a sequence).
+def compare(sample, reference, margin: float | None = None) -> Comparison:
+    """Welch comparison of `sample` (a sequence of values) with `reference` (a Reference or a sequence), plus
+    TOST against ±`margin` when one is given (same units as the samples).
 
     Both must be in the same units; a Reference's `values` are fractions like our records. Needs ≥2 values
     on each side (a standard deviation from one run does not exist)."""
@@ -58,27 +85,31 @@ def compare(sample, reference) -> Comparison:
     if (ours.max() <= 1.0) != (ref.max() <= 1.0):
         raise AnalysisError(f"the sample (max {ours.max():.4g}) and the reference (max {ref.max():.4g}) look like "
                             "different units (fraction vs percent); convert one of them")
-    v1, v2 = ours.var(ddof=1) / ours.size, ref.var(ddof=1) / ref.size
-    se = math.sqrt(v1 + v2)
+    if margin is not None and not margin > 0:
+        raise AnalysisError(f"equivalence margin {margin!r}: expected a positive number (0.002 = 0.2 points)")
     diff = float(ours.mean() - ref.mean())
+    se = math.sqrt(ours.var(ddof=1) / ours.size + ref.var(ddof=1) / ref.size)
     if se > 0:
-        df = (v1 + v2) ** 2 / (v1**2 / (ours.size - 1) + v2**2 / (ref.size - 1))
-        t = diff / se
-        p = float(2 * stats.t.sf(abs(t), df))
-        half = float(stats.t.ppf(0.975, df)) * se
+        welch = stats.ttest_ind(ours, ref, equal_var=False)
+        t, p, df = float(welch.statistic), float(welch.pvalue), float(welch.df)
+        low, high = (float(v) for v in welch.confidence_interval(0.95))
     else:  # both samples constant: no spread to test against
-        df, t, p, half = float("nan"), float("nan"), float("nan"), float("nan")
+        t = p = df = low = high = float("nan")
+    tost_p = float("nan")
+    if margin is not None and se > 0:
+        tost_p = float(max(stats.t.sf((diff + margin) / se, df), stats.t.cdf((diff - margin) / se, df)))
     return Comparison(n=int(ours.size), mean=float(ours.mean()), std=float(ours.std(ddof=1)),
                       reference_n=int(ref.size), reference_mean=float(ref.mean()), reference_std=float(ref.std(ddof=1)),
-                      difference=diff, ci_low=diff - half, ci_high=diff + half, df=float(df), t=float(t), p_value=p,
-                      reference_name=name)
+                      difference=diff, ci_low=low, ci_high=high, df=df, t=t, p_value=p,
+                      reference_name=name, margin=margin, tost_p=tost_p, equivalent=bool(tost_p < 0.05))
 
 
 def compare_cell(frame: pd.DataFrame, reference: Reference | None = None, *, width: int | None = None,
-                 epochs: int | None = None) -> Comparison:
-    """Compare the `ema_val_acc` of our runs at (width, epochs) — default: the reference's cell — with it."""
+                 epochs: int | None = None, margin: float = EQUIVALENCE_MARGIN) -> Comparison:
+    """Compare the `ema_val_acc` of our runs at (width, epochs) — default: the reference's cell — with it,
+    Welch and TOST at ±`margin` (a fraction: 0.002 = 0.2 points)."""
     reference = reference if reference is not None else load_reference()
-    return compare(_cell(frame, reference, width, epochs)[METRIC].to_numpy(dtype=float), reference)
+    return compare(_cell(frame, reference, width, epochs)[METRIC].to_numpy(dtype=float), reference, margin)
 
 
 def compare_train_time(frame: pd.DataFrame, reference: Reference, *, width: int | None = None,

@@ -1,61 +1,96 @@
-"""Held-out check: fit the joint law without the largest width (or epochs), predict those cells, compare."""
+"""Held-out checks: refit a law without some cells, predict them, and score each with
+z = (observed − predicted) / √(se_pred² + sem_obs²).
+
+se_pred is the bootstrap SE of the predicted mean; sem_obs the SE of the observed cell mean, SD / √n with the
+SD rule of cells.py — so a cell with n = 1 (or 2) uses the study's pooled seed SD. |z| > 2 says the law missed
+the cell by more than both uncertainties allow. The corner test (the largest width × the largest epochs, the
+cell a scaling law exists to predict) is always run; holding out the whole largest width and the whole largest
+epochs value follow.
+"""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from .aggregates import aggregate, ok_runs
+from .cells import Cells
 from .errors import AnalysisError
-from .fits import FitResult, fit_joint_law
-from .predict import predict
+from .fits import FitResult, fit_cells
+from .predict import predict_acc
 
-__all__ = ["HoldoutResult", "holdout_check"]
+__all__ = ["HeldOut", "held_out", "corner_check", "holdout_checks", "z_text", "TABLE_COLUMNS"]
+
+TABLE_COLUMNS = ("width", "epochs", "n", "observed", "sem_obs", "predicted", "se_pred", "ci_low", "ci_high", "z")
 
 
 @dataclass(frozen=True)
-class HoldoutResult:
-    """Predicted vs observed `ema_val_acc` (fractions) at the held-out cells."""
-
-    held_out: str  # "width" or "epochs"
-    value: float  # the held-out (largest) value
-    fit: FitResult  # the joint law fitted without it
-    # width, epochs, n, observed (cell mean), predicted, predicted_low, predicted_high (95% interval),
-    # inside (observed within the interval; None where there is no interval)
-    table: pd.DataFrame
+class HeldOut:
+    label: str  # "corner", "largest width", "largest epochs"
+    law: str
+    fit: FitResult | None  # fitted without the held-out cells; None when it could not be
+    table: pd.DataFrame  # TABLE_COLUMNS, one row per held-out cell (empty when not computed)
+    reason: str = ""  # why not computed
 
     @property
-    def n_inside(self) -> int:
-        return int((self.table["inside"] == True).sum())  # noqa: E712 - None means no interval
+    def computed(self) -> bool:
+        return self.fit is not None
 
     def summary(self) -> str:
-        return (f"held out {self.held_out}={self.value:g}: observed mean inside the 95% prediction interval at "
-                f"{self.n_inside} of {len(self.table)} cells")
+        if not self.computed:
+            return f"{self.label}: not computed: {self.reason}"
+        zs = self.table["z"].to_numpy(dtype=float)
+        worst = np.nanmax(np.abs(zs)) if np.isfinite(zs).any() else float("nan")
+        within = int((np.abs(zs) <= 2).sum())
+        return (f"{self.label} held out ({len(self.table)} cells): {within} of {len(self.table)} within |z| ≤ 2 "
+                f"(largest |z| {worst:.2g})")
 
 
-def holdout_check(frame: pd.DataFrame, hold_out: str = "width", *, size: str = "auto", n_boot: int = 200,
-                  n_jobs: int = 1, seed: int = 0) -> HoldoutResult:
-    """Fit the joint law to every cell but those at the largest `hold_out` ('width' or 'epochs') and predict
-    those. Raises NotEnoughPointsError when the remaining cells cannot carry the fit."""
-    if hold_out not in ("width", "epochs"):
-        raise AnalysisError(f"hold_out={hold_out!r}: expected 'width' or 'epochs'")
-    runs = ok_runs(frame)
-    value = runs[hold_out].max()
-    train, test = runs[runs[hold_out] != value], runs[runs[hold_out] == value]
-    fit = fit_joint_law(train, size=size, n_boot=n_boot, n_jobs=n_jobs, seed=seed)
-    cells = aggregate(test, by=["width", "epochs"])
-    size_column = fit.variables[0]
-    if size_column == "num_params":
-        sizes = test.groupby(["width", "epochs"])["num_params"].mean().to_numpy()
-    else:
-        sizes = cells["width"].to_numpy()
-    pred = predict(fit, **{size_column: sizes, "epochs": cells["epochs"].to_numpy()})
-    table = pd.DataFrame({
-        "width": cells["width"], "epochs": cells["epochs"], "n": cells["n"], "observed": cells["mean"],
-        "predicted": pred.ema_val_acc, "predicted_low": pred.ema_val_acc_low, "predicted_high": pred.ema_val_acc_high,
-    })
-    inside = (table["observed"] >= table["predicted_low"]) & (table["observed"] <= table["predicted_high"])
-    known = np.isfinite(table["predicted_low"]) & np.isfinite(table["predicted_high"])
-    table["inside"] = [bool(i) if k else None for i, k in zip(inside, known)]  # None: no interval (no bootstrap)
-    return HoldoutResult(hold_out, float(value), fit, table)
+def held_out(cells: Cells, law: str, test: np.ndarray, label: str, **options) -> HeldOut:
+    """Fit `law` to the cells where `test` is false and predict those where it is true."""
+    test = np.asarray(test, dtype=bool)
+    if not test.any():
+        return HeldOut(label, law, None, _empty(), "no such cells")
+    try:
+        fit = fit_cells(cells.select(~test), law, **options)
+    except AnalysisError as exc:
+        return HeldOut(label, law, None, _empty(), str(exc))
+    held = cells.select(test)
+    point, draws = predict_acc(fit, held.num_params, held.epochs, held.width)
+    if np.isnan(point).any():
+        return HeldOut(label, law, None, _empty(), f"the {law} law cannot predict these cells (widths it has no "
+                                                    "parameters for)")
+    se = draws.std(axis=0, ddof=1) if len(draws) > 1 else np.full(len(held), np.nan)
+    low, high = np.percentile(draws, [2.5, 97.5], axis=0) if len(draws) else (se, se)
+    sem = held.sem if cells.mode == "cells" else fit.seed_sd / np.sqrt(held.n)
+    z = (held.acc - point) / np.sqrt(se**2 + sem**2)
+    table = pd.DataFrame({"width": held.width, "epochs": held.epochs, "n": held.n, "observed": held.acc,
+                          "sem_obs": sem, "predicted": point, "se_pred": se, "ci_low": low, "ci_high": high, "z": z})
+    return HeldOut(label, law, fit, table)
+
+
+def corner_check(cells: Cells, law: str, **options) -> HeldOut:
+    """Hold out the largest width × largest epochs cell (if the study has it)."""
+    corner = (cells.width == cells.width.max()) & (cells.epochs == cells.epochs.max())
+    label = f"corner (width {cells.width.max():g} × {cells.epochs.max():g} epochs)"
+    if not corner.any():
+        return HeldOut(label, law, None, _empty(), "the study has no run in that cell yet")
+    return held_out(cells, law, corner, label, **options)
+
+
+def holdout_checks(cells: Cells, law: str, **options) -> list[HeldOut]:
+    """The corner, then the largest width, then the largest epochs value held out."""
+    checks = [corner_check(cells, law, **options)]
+    for column, values in (("width", cells.width), ("epochs", cells.epochs)):
+        checks.append(held_out(cells, law, values == values.max(), f"largest {column} ({values.max():g})",
+                               **options))
+    return checks
+
+
+def z_text(z: float) -> str:
+    return "—" if not math.isfinite(z) else f"{z:+.2f}"
+
+
+def _empty() -> pd.DataFrame:
+    return pd.DataFrame({c: [] for c in TABLE_COLUMNS})

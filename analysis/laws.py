@@ -1,83 +1,205 @@
-"""The scaling laws: error = constant + Σ coef·x^(−exponent), one power term per variable.
+"""The scaling laws: ONE table (`LAWS`) of the forms the analysis can fit, each a model of error = 1 − ema_val_acc.
 
-  epochs  : error = c + a·epochs^(−b)                                        (one width)
-  joint   : error = e_inf + A·N^(−alpha) + B·epochs^(−beta)                  (N = num_params or width)
-  compute : error = e_inf + A·train_flops^(−alpha)
+  separable   : e_inf + A·N^(−alpha) + B·E^(−beta)                       (Hoffmann et al. 2022's form)
+  per_width   : c_w + a_w·E^(−beta), one floor and coefficient per width, one shared epochs exponent
+  interaction : e_inf + ((N_c/N)^(alpha/beta) + E_c/E)^beta                 (Kaplan et al. 2020's L(N, D))
+  saturating  : e_inf + A·N^(−alpha) + B·E'^(−beta), E' = 1 + R·(1 − exp(−(E − 1)/R))
+                (effective epochs under repeated data, Muennighoff et al. 2023; R → ∞ gives separable)
 
-with error = 1 − ema_val_acc. Following Hoffmann et al. (2022) every law is evaluated in log space as
-log error = logsumexp(log constant, log coef − exponent·log x, ...), which keeps each term positive and the
-fit well conditioned across the many decades that FLOPs and parameter counts span.
+N is `num_params`, E is `epochs`. Every law is fitted in centred coordinates u = log(N/N0), v = log(E/E0), with
+N0, E0 the geometric centre of the fitted cells, and with each power term's coefficient stored as its value AT
+that centre (`A0` = A·N0^(−alpha), in error units): a raw A of 1e46 is the same fit as an A0 of 0.05, but only
+the second can be read, and only the second is not nearly collinear with its exponent. `raw_params` converts back.
+
+Adding a law is one entry in `LAWS` plus its model function, which returns the predicted error at each point
+and its Jacobian with respect to the internal parameters (checked against finite differences in the tests).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
-from scipy.special import logsumexp
 
-__all__ = ["Law", "PowerTerm", "epochs_law", "joint_law", "compute_law", "log_error", "LAWS"]
+__all__ = ["Law", "LawSpec", "Points", "LAWS", "law_names", "build_law", "raw_params"]
+
+# Parameter kinds; internal values are the display values except for "coef" and "scale", stored as logs.
+FLOOR, COEF, EXPONENT, SCALE = "floor", "coef", "exponent", "scale"
 
 
 @dataclass(frozen=True)
-class PowerTerm:
-    coef: str  # parameter name of the coefficient, e.g. "A"
-    exponent: str  # parameter name of the exponent, e.g. "alpha"
-    variable: str  # record column the term decays in, e.g. "num_params"
+class Points:
+    """Where a law is evaluated, in the fit's centred coordinates; one entry per point (grid cell)."""
+
+    u: np.ndarray  # log(num_params / N0)
+    v: np.ndarray  # log(epochs / E0)
+    epochs: np.ndarray  # epochs, raw (the saturating law transforms them before centring)
+    log_e0: float  # log E0
+    group: np.ndarray  # index into Law.widths for the per-width law (-1: a width the law has no parameters for)
 
 
 @dataclass(frozen=True)
 class Law:
-    name: str  # "epochs", "joint" or "compute"
-    constant: str  # parameter name of the irreducible error, e.g. "e_inf"
-    terms: tuple[PowerTerm, ...]
+    """One fitted form: parameter names and kinds, and its model (theta, points) → (error, d error/d theta)."""
+
+    name: str
+    formula: str
+    params: tuple[str, ...]
+    kinds: tuple[str, ...]  # FLOOR, COEF, EXPONENT or SCALE per parameter
+    model: Callable = field(repr=False, compare=False)
+    widths: tuple = ()  # the per-width law's widths, one floor and coefficient each; () for laws in N
+    min_exponent: float = 0.0  # the interaction law divides by beta, so it keeps beta away from 0
+    term_of: dict = field(default_factory=dict)  # exponent → the coefficient of its term (a vanished term's
+    # exponent means nothing, so it is flagged with it)
 
     @property
-    def params(self) -> tuple[str, ...]:
-        """Parameter names in the order used by every parameter vector: constant, then coef, exponent per term."""
-        names = [self.constant]
-        for term in self.terms:
-            names += [term.coef, term.exponent]
-        return tuple(names)
+    def n_params(self) -> int:
+        return len(self.params)
 
     @property
-    def variables(self) -> tuple[str, ...]:
-        return tuple(term.variable for term in self.terms)
+    def exponents(self) -> tuple[str, ...]:
+        return tuple(p for p, k in zip(self.params, self.kinds) if k == EXPONENT)
 
-    @property
-    def formula(self) -> str:
-        parts = [self.constant] + [f"{t.coef}·{t.variable}^(−{t.exponent})" for t in self.terms]
-        return "error = " + " + ".join(parts)
+    def display(self, theta: np.ndarray) -> np.ndarray:
+        """Internal parameters (..., params) → the values reported: coefficients and scales exponentiated."""
+        out = np.array(theta, dtype=float, copy=True)
+        for k, kind in enumerate(self.kinds):
+            if kind in (COEF, SCALE):
+                out[..., k] = np.exp(out[..., k])
+        return out
 
-
-def epochs_law() -> Law:
-    return Law("epochs", "c", (PowerTerm("a", "b", "epochs"),))
-
-
-def joint_law(size: str = "num_params") -> Law:
-    if size not in ("num_params", "width"):
-        raise ValueError(f"size={size!r}: the joint law's model size is 'num_params' or 'width'")
-    return Law("joint", "e_inf", (PowerTerm("A", "alpha", size), PowerTerm("B", "beta", "epochs")))
+    def floor_width(self, k: int):
+        """The width a floor parameter belongs to (per-width law), or None for a law-wide floor."""
+        return self.widths[k // 2] if self.widths and self.kinds[k] == FLOOR else None
 
 
-def compute_law() -> Law:
-    return Law("compute", "e_inf", (PowerTerm("A", "alpha", "train_flops"),))
+@dataclass(frozen=True)
+class LawSpec:
+    """A registry entry: how to build the law for the widths present, and one line saying what it is."""
+
+    name: str
+    summary: str
+    build: Callable[[tuple], Law] = field(repr=False)
 
 
-LAWS = ("epochs", "joint", "compute")
+# --- model functions: theta (internal) and Points → predicted error (n,) and its Jacobian (n, params)
+
+def _power(log_coef, exponent, x):
+    return np.exp(np.clip(log_coef - exponent * x, -700.0, 700.0))
 
 
-def log_error(law: Law, params: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """log error predicted by `law` with raw parameters `params` (shape (k,) or (draws, k), in `law.params`
-    order) at points `x` (shape (n, len(law.terms)), one column per term's variable). Returns (n,) or
-    (draws, n)."""
-    single = np.ndim(params) == 1
-    params = np.atleast_2d(np.asarray(params, dtype=float))
-    x = np.asarray(x, dtype=float).reshape(-1, len(law.terms))
-    logx = np.log(x)
-    with np.errstate(divide="ignore"):  # a coefficient of exactly 0 is a term of exactly 0
-        pieces = [np.broadcast_to(np.log(params[:, :1]), (len(params), len(x)))]
-        for k in range(len(law.terms)):
-            coef, exponent = params[:, 1 + 2 * k, None], params[:, 2 + 2 * k, None]
-            pieces.append(np.log(coef) - exponent * logx[None, :, k])
-    out = logsumexp(np.stack(pieces), axis=0)
-    return out[0] if single else out
+def _separable_model(theta, p: Points):
+    e_inf, la, alpha, lb, beta = theta
+    t1, t2 = _power(la, alpha, p.u), _power(lb, beta, p.v)
+    jac = np.column_stack([np.ones_like(t1), t1, -p.u * t1, t2, -p.v * t2])
+    return e_inf + t1 + t2, jac
+
+
+def _per_width_model(theta, p: Points):
+    n_groups = (len(theta) - 1) // 2
+    beta = theta[-1]
+    floors, logs = theta[0:-1:2], theta[1:-1:2]
+    g = np.where(p.group >= 0, p.group, 0)
+    term = _power(logs[g], beta, p.v)
+    pred = np.where(p.group >= 0, floors[g] + term, np.nan)
+    jac = np.zeros((len(p.v), 2 * n_groups + 1))
+    rows = np.arange(len(p.v))
+    jac[rows, 2 * g] = 1.0
+    jac[rows, 2 * g + 1] = term
+    jac[:, -1] = -p.v * term
+    return pred, jac
+
+
+def _interaction_model(theta, p: Points):
+    # e_inf + (A0^(1/beta)·exp(−alpha·u/beta) + B0^(1/beta)·exp(−v))^beta, written with q1 = lA − alpha·u and
+    # q2 = lB − beta·v as G = exp(beta·logsumexp(q1/beta, q2/beta)); A0, B0 are each limit's value at the centre.
+    e_inf, la, alpha, lb, beta = theta
+    q1, q2 = la - alpha * p.u, lb - beta * p.v
+    z1, z2 = q1 / beta, q2 / beta
+    top = np.maximum(z1, z2)
+    w1, w2 = np.exp(z1 - top), np.exp(z2 - top)
+    log_s = top + np.log(w1 + w2)
+    s1, s2 = w1 / (w1 + w2), w2 / (w1 + w2)
+    g = np.exp(np.clip(beta * log_s, -700.0, 700.0))
+    d_beta = log_s - (q1 * s1 + q2 * s2) / beta - p.v * s2
+    jac = np.column_stack([np.ones_like(g), g * s1, -p.u * g * s1, g * s2, g * d_beta])
+    return e_inf + g, jac
+
+
+def _saturating_model(theta, p: Points):
+    e_inf, la, alpha, lb, beta, log_r = theta
+    r = np.exp(log_r)
+    extra = np.maximum(p.epochs - 1.0, 0.0)
+    decay = np.exp(-extra / r)
+    effective = 1.0 + r * (1.0 - decay)
+    d_eff_d_logr = r * (1.0 - decay) - extra * decay  # r · dE'/dr
+    v_eff = np.log(effective) - p.log_e0
+    t1, t2 = _power(la, alpha, p.u), _power(lb, beta, v_eff)
+    jac = np.column_stack([np.ones_like(t1), t1, -p.u * t1, t2, -v_eff * t2, -beta * t2 * d_eff_d_logr / effective])
+    return e_inf + t1 + t2, jac
+
+
+# --- builders (the per-width law's parameters depend on the widths present)
+
+def _separable(widths: tuple) -> Law:
+    return Law("separable", "error = e_inf + A·N^(−alpha) + B·E^(−beta)",
+               ("e_inf", "A0", "alpha", "B0", "beta"), (FLOOR, COEF, EXPONENT, COEF, EXPONENT), _separable_model,
+               term_of={"alpha": "A0", "beta": "B0"})
+
+
+def _per_width(widths: tuple) -> Law:
+    names, kinds = [], []
+    for w in widths:
+        names += [f"c[w={w:g}]", f"a0[w={w:g}]"]
+        kinds += [FLOOR, COEF]
+    return Law("per_width", "error = c_w + a_w·E^(−beta) per width w, beta shared", tuple(names) + ("beta",),
+               tuple(kinds) + (EXPONENT,), _per_width_model, widths=tuple(widths))
+
+
+def _interaction(widths: tuple) -> Law:
+    return Law("interaction", "error = e_inf + ((N_c/N)^(alpha/beta) + E_c/E)^beta",
+               ("e_inf", "A0", "alpha", "B0", "beta"), (FLOOR, COEF, EXPONENT, COEF, EXPONENT), _interaction_model,
+               min_exponent=0.05, term_of={"alpha": "A0", "beta": "B0"})
+
+
+def _saturating(widths: tuple) -> Law:
+    return Law("saturating", "error = e_inf + A·N^(−alpha) + B·E'^(−beta), E' = 1 + R·(1 − exp(−(E−1)/R))",
+               ("e_inf", "A0", "alpha", "B0", "beta", "R"), (FLOOR, COEF, EXPONENT, COEF, EXPONENT, SCALE),
+               _saturating_model, term_of={"alpha": "A0", "beta": "B0"})
+
+
+LAWS: dict[str, LawSpec] = {spec.name: spec for spec in (
+    LawSpec("separable", "independent power laws in model size and epochs over a floor", _separable),
+    LawSpec("per_width", "each width its own epochs curve, one epochs exponent shared (cannot predict new widths)",
+            _per_width),
+    LawSpec("interaction", "Kaplan-style: size and epochs limits combined, not added", _interaction),
+    LawSpec("saturating", "separable, with repeated epochs worth less (effective epochs E')", _saturating),
+)}
+
+
+def law_names() -> tuple[str, ...]:
+    return tuple(LAWS)
+
+
+def build_law(name: str, widths) -> Law:
+    """The law `name` for data holding `widths`; an unknown name raises KeyError listing the valid ones."""
+    if name not in LAWS:
+        raise KeyError(f"unknown law {name!r}; valid laws: {', '.join(LAWS)}")
+    return LAWS[name].build(tuple(sorted(widths)))
+
+
+def raw_params(law: Law, values: dict, centre: dict) -> dict:
+    """The law as written (A, not A0): A = A0·N0^alpha, B = B0·E0^beta; the per-width a_w likewise in epochs.
+    Returned for completeness (JSON); raw coefficients of 1e40 say nothing a reader can use."""
+    out = dict(values)
+    n0, e0 = centre.get("num_params"), centre.get("epochs")
+    if law.name in ("separable", "saturating"):
+        out["A"] = values["A0"] * n0 ** values["alpha"]
+        out["B"] = values["B0"] * e0 ** values["beta"]
+    elif law.name == "interaction":
+        out["N_c"] = n0 * values["A0"] ** (1.0 / values["alpha"]) if values["alpha"] > 0 else float("nan")
+        out["E_c"] = e0 * values["B0"] ** (1.0 / values["beta"])
+    elif law.name == "per_width":
+        for w in law.widths:
+            out[f"a[w={w:g}]"] = values[f"a0[w={w:g}]"] * e0 ** values["beta"]
+    return out

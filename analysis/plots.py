@@ -1,7 +1,9 @@
-"""One function per figure; each draws on the matplotlib Axes it is given and returns it.
+"""Figures of the data (with a law's curves where given); each function draws on the Axes it is given.
 
 Nothing here touches pyplot: `new_axes` builds a bare `matplotlib.figure.Figure` (rendered by Agg when
 saved), so plotting works headless and never leaks global state. Axis labels use the record's column names.
+Fitted curves are drawn only over the epochs each width was run at, and the axes are held to the data, so a
+law's extrapolation never sets the scale of a figure. Figures of the fits themselves are in fitplots.py.
 """
 from __future__ import annotations
 
@@ -13,13 +15,14 @@ from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from .allocation import Envelope, pareto_frontier
 from .errors import AnalysisError
 from .fits import FitResult
-from .frontier import pareto_frontier
-from .predict import predict
+from .records import METRIC
+from .writer import write_figure
 
 __all__ = ["new_axes", "save_figure", "plot_accuracy_vs_epochs", "plot_error_vs_flops", "plot_accuracy_heatmap",
-           "plot_frontier"]
+           "plot_time_frontier", "colours", "ACC_LABEL", "ERROR_LABEL", "FLOPS_LABEL"]
 
 ACC_LABEL = "ema_val_acc (%)"
 ERROR_LABEL = "1 − ema_val_acc (error, fraction)"
@@ -33,62 +36,108 @@ def new_axes(width: float = 6.4, height: float = 4.4) -> tuple[Figure, Axes]:
 
 
 def save_figure(figure: Figure, path: str | Path, dpi: int = 120) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=dpi)
-    return path
+    """Write the figure as PNG, atomically (writer.py)."""
+    return write_figure(figure, path, dpi)
 
 
-def plot_accuracy_vs_epochs(ax: Axes, table: pd.DataFrame, fits: dict | None = None) -> Axes:
-    """Mean ema_val_acc vs epochs, one line per width, with 95% interval bars (cells with n ≥ 2); `fits`
-    ({width: FitResult} of the epochs law) adds each width's fitted curve, dashed."""
-    _need(table, ("width", "epochs", "mean", "ci_low", "ci_high"), "plot_accuracy_vs_epochs")
-    colours = _colours(table["width"])
-    for width, cell in table.groupby("width"):
+def plot_accuracy_vs_epochs(ax: Axes, table: pd.DataFrame, runs: pd.DataFrame | None = None,
+                            fit: FitResult | None = None) -> Axes:
+    """Mean ema_val_acc vs epochs per width with ±1 standard-error bars (cells with n ≥ 2), every run as a
+    small point (`runs`), and `fit`'s curve per width over that width's epochs."""
+    _need(table, ("width", "epochs", "mean", "sem"), "plot_accuracy_vs_epochs")
+    palette = colours(table["width"])
+    values = [100 * table["mean"].to_numpy(dtype=float)]
+    for k, (width, cell) in enumerate(table.groupby("width")):
         cell = cell.sort_values("epochs")
-        mean = 100 * cell["mean"].to_numpy()
-        below = np.nan_to_num(mean - 100 * cell["ci_low"].to_numpy())
-        above = np.nan_to_num(100 * cell["ci_high"].to_numpy() - mean)
-        ax.errorbar(cell["epochs"], mean, yerr=[below, above], marker="o", capsize=3, color=colours[width],
-                    label=f"width={width}")
-        fit = (fits or {}).get(width)
-        if isinstance(fit, FitResult):
+        mean = 100 * cell["mean"].to_numpy(dtype=float)
+        sem = np.nan_to_num(100 * cell["sem"].to_numpy(dtype=float))
+        shift = 1.0 + 0.015 * (k - (len(palette) - 1) / 2)  # widths side by side, so bars do not overlap
+        ax.errorbar(cell["epochs"] * shift, mean, yerr=sem, marker="o", ms=4, capsize=3, lw=1, color=palette[width],
+                    label=f"width={width:g}", zorder=3)
+        if runs is not None and len(runs):
+            these = runs[runs["width"] == width]
+            ax.scatter(these["epochs"] * shift * 1.012, 100 * these[METRIC], s=12, marker="_", color=palette[width],
+                       zorder=2)
+            values.append(100 * these[METRIC].to_numpy(dtype=float))
+        if fit is not None and (not fit.law.widths or width in fit.law.widths):
             grid = np.geomspace(cell["epochs"].min(), cell["epochs"].max(), 60)
-            ax.plot(grid, 100 * predict(fit, epochs=grid).ema_val_acc, "--", color=colours[width], alpha=0.7)
+            size = cell["num_params"].iloc[0] if "num_params" in cell else np.nan
+            curve = 1.0 - fit.predict_error(size, grid, width)[0]
+            if np.isfinite(curve).all():
+                ax.plot(grid, 100 * curve, "--", color=palette[width], alpha=0.8, lw=1.2)
+    _hold_to(ax, np.concatenate(values), "y")
     ax.set_xscale("log", base=2)
     epochs = sorted(pd.unique(table["epochs"]))
     ax.set_xticks(epochs, [f"{e:g}" for e in epochs])
     ax.minorticks_off()
     ax.set_xlabel("epochs")
     ax.set_ylabel(ACC_LABEL)
-    ax.set_title("ema_val_acc vs epochs\nbars: 95% interval of the mean" + ("; dashed: fitted epochs law" if fits else ""),
-                 fontsize="medium")
+    ax.set_title("ema_val_acc vs epochs: cell means ±1 SE, dashes beside them = runs"
+                 + (f"\ndashed: the {fit.name} law" if fit is not None else ""), fontsize="medium")
     ax.legend(fontsize="small")
     ax.grid(alpha=0.3)
     return ax
 
 
-def plot_error_vs_flops(ax: Axes, table: pd.DataFrame, fit: FitResult | None = None) -> Axes:
-    """Cell-mean error vs train_flops on log-log axes, coloured by width, with the fitted compute law and its
-    95% band when `fit` is given."""
-    _need(table, ("width", "train_flops", "mean"), "plot_error_vs_flops")
-    colours = _colours(table["width"])
+def plot_error_vs_flops(ax: Axes, table: pd.DataFrame, fit: FitResult | None = None,
+                        envelope: Envelope | None = None) -> Axes:
+    """Cell-mean error vs train_flops (log-log) per width with ±1 SE bars; `fit`'s curve per width; the data's
+    Pareto frontier; and `envelope`, the law's best error per budget (dotted where extrapolated)."""
+    _need(table, ("width", "epochs", "train_flops", "mean", "sem"), "plot_error_vs_flops")
+    palette = colours(table["width"])
     for width, cell in table.groupby("width"):
-        ax.scatter(cell["train_flops"], 1 - cell["mean"], color=colours[width], label=f"width={width}", zorder=3)
-    if fit is not None:
-        flops = table["train_flops"].to_numpy(dtype=float)
-        grid = np.geomspace(np.nanmin(flops), np.nanmax(flops), 80)
-        pred = predict(fit, train_flops=grid)
-        ax.plot(grid, pred.error, "k-", label=f"fit: α={fit.params['alpha']:.3g}, e_inf={fit.params['e_inf']:.3g}")
-        if np.isfinite(pred.error_low).all():
-            ax.fill_between(grid, pred.error_low, pred.error_high, color="k", alpha=0.15, label="95% interval")
+        cell = cell.sort_values("epochs")
+        ax.errorbar(cell["train_flops"], 1 - cell["mean"], yerr=np.nan_to_num(cell["sem"].to_numpy(dtype=float)),
+                    fmt="o", ms=4, capsize=2, color=palette[width], label=f"width={width:g}", zorder=3)
+        if fit is not None and (not fit.law.widths or width in fit.law.widths):
+            grid = np.geomspace(cell["epochs"].min(), cell["epochs"].max(), 40)
+            per_epoch = float(cell["train_flops"].iloc[0] / cell["epochs"].iloc[0])
+            size = cell["num_params"].iloc[0] if "num_params" in cell else np.nan
+            curve = fit.predict_error(size, grid, width)[0]
+            ax.plot(grid * per_epoch, curve, "--", color=palette[width], alpha=0.7, lw=1)
+    front = pareto_frontier(table)
+    ax.step(front["train_flops"], 1 - front["mean"], where="post", color="grey", lw=1, label="data frontier")
+    errors = (1 - table["mean"]).to_numpy(dtype=float)
+    if envelope is not None and len(envelope.table):
+        t = envelope.table
+        inside = ~t["extrapolated"].to_numpy()
+        rests = fit is not None and bool(fit.not_identified)
+        label = f"{envelope.law} law: best width" + (" (rests on parameters not identified)" if rests else "")
+        ax.plot(t["budget"][inside], 1 - t["acc"][inside], "k-", lw=2, label=label)
+        ax.plot(t["budget"], 1 - t["acc"], "k:", lw=1.5, label="… extrapolated")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    _hold_to(ax, errors, "y", log=True)
     ax.set_xlabel(FLOPS_LABEL)
     ax.set_ylabel(ERROR_LABEL)
-    ax.set_title("error vs training compute" + (f" ({fit.formula.replace('error = ', 'fit: ')})" if fit else ""),
+    ax.set_title("error vs training compute per width\ndashed: law per width; black: its efficient envelope",
                  fontsize="medium")
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="x-small")
+    ax.grid(alpha=0.3, which="both")
+    return ax
+
+
+def plot_time_frontier(ax: Axes, table: pd.DataFrame, envelope: Envelope | None = None,
+                       fit: FitResult | None = None) -> Axes:
+    """Cell-mean error vs measured train_time_s per width, the data's frontier in time, and (dotted) the law's
+    best observed width per time budget, which says so when `fit` has parameters not identified."""
+    _need(table, ("width", "train_time_s", "mean"), "plot_time_frontier")
+    palette = colours(table["width"])
+    for width, cell in table.groupby("width"):
+        ax.scatter(cell["train_time_s"], 1 - cell["mean"], color=palette[width], label=f"width={width:g}", zorder=3)
+    front = pareto_frontier(table, cost="train_time_s")
+    ax.step(front["train_time_s"], 1 - front["mean"], where="post", color="grey", lw=1, label="data frontier")
+    if envelope is not None and len(envelope.table):
+        t = envelope.table
+        rests = " (rests on parameters not identified)" if fit is not None and fit.not_identified else ""
+        ax.plot(t["budget"], 1 - t["acc"], "k:", lw=1.5, label=f"{envelope.law} law: best observed width{rests}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    _hold_to(ax, (1 - table["mean"]).to_numpy(dtype=float), "y", log=True)
+    ax.set_xlabel("train_time_s (s, as measured)")
+    ax.set_ylabel(ERROR_LABEL)
+    ax.set_title("error vs measured training time", fontsize="medium")
+    ax.legend(fontsize="x-small")
     ax.grid(alpha=0.3, which="both")
     return ax
 
@@ -105,8 +154,8 @@ def plot_accuracy_heatmap(ax: Axes, table: pd.DataFrame) -> Axes:
             if np.isfinite(value):
                 ax.text(j, i, f"{value:.2f}\nn={int(counts.iat[i, j])}", ha="center", va="center", fontsize="small",
                         color="white" if value < np.nanmean(means.to_numpy()) else "black")
-    ax.set_xticks(range(means.shape[1]), [str(c) for c in means.columns])
-    ax.set_yticks(range(means.shape[0]), [str(r) for r in means.index])
+    ax.set_xticks(range(means.shape[1]), [f"{c:g}" for c in means.columns])
+    ax.set_yticks(range(means.shape[0]), [f"{r:g}" for r in means.index])
     ax.set_xlabel("epochs")
     ax.set_ylabel("width")
     ax.set_title("mean ema_val_acc (%) per cell, n = runs")
@@ -114,37 +163,25 @@ def plot_accuracy_heatmap(ax: Axes, table: pd.DataFrame) -> Axes:
     return ax
 
 
-def plot_frontier(ax: Axes, table: pd.DataFrame, law: pd.DataFrame | None = None) -> Axes:
-    """The compute-optimal frontier: every cell's error vs train_flops, the data's Pareto frontier (cells no
-    cheaper cell beats, labelled width×epochs) and, given `law` (frontier.law_frontier), the joint law's
-    best width per budget."""
-    _need(table, ("width", "epochs", "train_flops", "mean"), "plot_frontier")
-    colours = _colours(table["width"])
-    for width, cell in table.groupby("width"):
-        ax.scatter(cell["train_flops"], 1 - cell["mean"], color=colours[width], alpha=0.6, label=f"width={width}")
-    front = pareto_frontier(table)
-    ax.step(front["train_flops"], 1 - front["mean"], where="post", color="k", label="data frontier")
-    for _, row in front.iterrows():
-        ax.annotate(f"{row['width']:g}×{row['epochs']:g}", (row["train_flops"], 1 - row["mean"]), fontsize="x-small",
-                    xytext=(3, 3), textcoords="offset points")
-    if law is not None and len(law):
-        for width, part in law.groupby("width"):
-            ax.plot(part["train_flops"], 1 - part["ema_val_acc"], "--", lw=2, color=colours.get(width, "grey"),
-                    label=f"joint law: best width={width}")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel(FLOPS_LABEL)
-    ax.set_ylabel(ERROR_LABEL)
-    ax.set_title("compute-optimal frontier")
-    ax.legend(fontsize="small")
-    ax.grid(alpha=0.3, which="both")
-    return ax
-
-
-def _colours(widths) -> dict:
+def colours(widths) -> dict:
     values = sorted(pd.unique(pd.Series(widths)))
     cmap = colormaps["viridis"]
     return {w: cmap(0.85 * i / max(1, len(values) - 1)) for i, w in enumerate(values)}
+
+
+def _hold_to(ax: Axes, values: np.ndarray, axis: str, log: bool = False) -> None:
+    """Limit the axis to the data's range plus a margin (a tenth of it; a factor of 1.15 on log axes)."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values) & ((values > 0) if log else True)]
+    if not len(values):
+        return
+    lo, hi = values.min(), values.max()
+    if log:
+        lo, hi = lo / 1.15, hi * 1.15
+    else:
+        pad = 0.1 * (hi - lo) or 0.5
+        lo, hi = lo - pad, hi + pad
+    (ax.set_ylim if axis == "y" else ax.set_xlim)(lo, hi)
 
 
 def _need(table: pd.DataFrame, columns: tuple, where: str) -> None:

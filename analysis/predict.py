@@ -1,110 +1,122 @@
-"""Predictions of a fitted law at cells that were not run, with 95% intervals from the bootstrap draws."""
+"""Predict the mean accuracy of a cell (any width and epochs) from a fitted law, with the interval of the mean
+and the interval for one new run.
+
+- predicted_acc: 1 − the law's error at the cell (point estimate).
+- se_pred: SD of the bootstrap draws' predictions (fits.py; widened there when χ²/dof shows lack of fit).
+- ci95: the 2.5th and 97.5th percentiles of those draws — where the mean over many seeds should lie.
+- pi95: predicted_acc ± 1.96·√(se_pred² + seed_sd²) — where ONE new run should land; seed_sd is the study's
+  pooled SD of one run (or, without replicates, the SD estimated from the fit's residuals).
+- num_params at a width the study did not run comes from sizes.py (a quadratic in width, exact here).
+The JSON form (`Prediction.to_json`) is a contract: studies' adaptive scheduler reads it through a subprocess.
+"""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from .bootstrap import percentile_interval
 from .errors import AnalysisError
 from .fits import FitResult
-from .laws import LAWS, Law, compute_law, epochs_law, joint_law, log_error
+from .sizes import WidthSizes
 
-__all__ = ["Prediction", "predict", "num_params_for_width"]
+__all__ = ["Prediction", "predict_cell", "predict_acc", "JSON_KEYS"]
+
+JSON_KEYS = ("study", "width", "epochs", "law", "predicted_acc", "se_pred", "ci95", "pi95", "seed_sd", "n_runs",
+             "n_cells", "provisional", "not_identified", "extrapolated")
+Z95 = 1.959963984540054  # the normal 97.5th percentile
 
 
 @dataclass(frozen=True)
 class Prediction:
-    """The law's expected error at `inputs` and its 95% interval (of the mean over seeds, not of one run).
+    """A law's prediction at one cell; accuracies are fractions like ema_val_acc."""
 
-    Fields are floats for scalar inputs and arrays for array inputs."""
-
+    study: str
+    width: int
+    epochs: int
     law: str
-    inputs: dict  # the law's variables, e.g. {"num_params": 2.6e7, "epochs": 80}
-    error: float
-    error_low: float
-    error_high: float
+    predicted_acc: float
+    se_pred: float
+    ci95: tuple
+    pi95: tuple
+    seed_sd: float
+    n_runs: int
+    n_cells: int
+    provisional: bool
+    not_identified: tuple
+    extrapolated: bool
+    num_params: float = float("nan")
+    num_params_source: str = ""
+    extrapolation: str = ""  # what lies outside the fitted range
 
-    @property
-    def ema_val_acc(self):
-        return 1.0 - self.error
+    def to_json(self) -> dict:
+        """The predict command's JSON object, with exactly JSON_KEYS (NaN becomes null: strict JSON)."""
+        clean = lambda v: None if isinstance(v, float) and not math.isfinite(v) else v  # noqa: E731
+        return {"study": self.study, "width": int(self.width), "epochs": int(self.epochs), "law": self.law,
+                "predicted_acc": clean(self.predicted_acc), "se_pred": clean(self.se_pred),
+                "ci95": [clean(v) for v in self.ci95], "pi95": [clean(v) for v in self.pi95],
+                "seed_sd": clean(self.seed_sd), "n_runs": int(self.n_runs), "n_cells": int(self.n_cells),
+                "provisional": bool(self.provisional), "not_identified": list(self.not_identified),
+                "extrapolated": bool(self.extrapolated)}
 
-    @property
-    def ema_val_acc_low(self):
-        return 1.0 - self.error_high
+    def text(self) -> str:
+        p = lambda v: f"{100 * v:.2f}%" if math.isfinite(v) else "—"  # noqa: E731
+        lines = [f"{self.study}: width {self.width:g} × {self.epochs:g} epochs, {self.law} law "
+                 f"({self.n_runs} runs in {self.n_cells} cells{'; PROVISIONAL: the grid is incomplete' if self.provisional else ''})",
+                 f"  predicted mean ema_val_acc {p(self.predicted_acc)} (se {100 * self.se_pred:.2f} points); "
+                 f"95% interval of the mean [{p(self.ci95[0])}, {p(self.ci95[1])}]",
+                 f"  one new run: 95% prediction interval [{p(self.pi95[0])}, {p(self.pi95[1])}] "
+                 f"(seed SD {100 * self.seed_sd:.2f} points)"]
+        if self.num_params_source and self.num_params_source != "records":
+            lines.append(f"  num_params {self.num_params:,.0f} from a {self.num_params_source}")
+        if self.extrapolated:
+            lines.append(f"  extrapolated: {self.extrapolation}")
+        if self.not_identified:
+            lines.append(f"  not identified: {', '.join(self.not_identified)} — the interval rests on a law the "
+                         "data do not pin down")
+        return "\n".join(lines)
 
-    @property
-    def ema_val_acc_high(self):
-        return 1.0 - self.error_low
+
+def predict_acc(fit: FitResult, num_params, epochs, width=None) -> tuple[np.ndarray, np.ndarray]:
+    """Mean accuracy predicted at the points: (point (k,), bootstrap draws (n_boot, k))."""
+    point, draws = fit.predict_error(num_params, epochs, width)
+    return 1.0 - point, 1.0 - draws
 
 
-def predict(result: FitResult, **inputs) -> Prediction:
-    """Predict `result`'s law at the given values of its variables, e.g. predict(joint, width=160, epochs=80).
-
-    A joint law in `num_params` also accepts `width`: an observed width maps to its recorded num_params, an
-    unobserved one to a power law num_params = k·width^p fitted to the observed widths.
-    """
-    law = _law_of(result)
-    values = _resolve(result, inputs)
-    arrays = np.broadcast_arrays(*[np.asarray(values[v], dtype=float) for v in result.variables])
-    shape = arrays[0].shape
-    x = np.column_stack([a.ravel() for a in arrays])
-    if not (np.isfinite(x).all() and (x > 0).all()):
-        raise AnalysisError(f"{', '.join(result.variables)} must be positive numbers, got {inputs}")
-    params = np.array([result.params[p] for p in law.params])
-    point = np.exp(log_error(law, params, x))
-    if len(result.draws):
-        low, high = percentile_interval(np.exp(log_error(law, result.draws, x)))
+def predict_cell(fit: FitResult, sizes: WidthSizes | None, width: float, epochs: float, *, study: str = "",
+                 provisional: bool = False) -> Prediction:
+    """The prediction at (width, epochs); a width outside the per-width law's widths raises AnalysisError."""
+    if not (np.isfinite(width) and width > 0 and np.isfinite(epochs) and epochs > 0):
+        raise AnalysisError(f"width and epochs must be positive numbers, got width={width}, epochs={epochs}")
+    widths = np.unique(fit.cells.width)
+    if fit.law.widths and float(width) not in {float(w) for w in fit.law.widths}:
+        raise AnalysisError(f"the per_width law has no curve for width {width:g} (its widths: "
+                            f"{', '.join(f'{w:g}' for w in fit.law.widths)}); use --law separable or another law in N")
+    num_params, source = (float("nan"), "")
+    if not fit.law.widths:
+        if sizes is None:
+            raise AnalysisError("a prediction in num_params needs the study's per-width sizes")
+        num_params, source = sizes.value("num_params", width)
+    point, draws = predict_acc(fit, num_params, epochs, width)
+    acc = float(point[0])
+    if len(draws):
+        se = float(np.std(draws[:, 0], ddof=1))
+        ci = tuple(float(v) for v in np.percentile(draws[:, 0], [2.5, 97.5]))
     else:
-        low = high = np.full(len(x), np.nan)
-
-    def shaped(a):
-        a = np.reshape(a, shape)
-        return float(a) if a.ndim == 0 else a
-
-    return Prediction(result.law, {k: shaped(values[k]) for k in result.variables},
-                      shaped(point), shaped(low), shaped(high))
-
-
-def num_params_for_width(result: FitResult, width):
-    """num_params at `width`: the recorded value for an observed width, else k·width^p fitted to them."""
-    sizes = result.size_of_width
-    if not sizes:
-        raise AnalysisError("this fit has no recorded num_params per width; pass num_params=... instead of width")
-    width = np.asarray(width, dtype=float)
-    known = np.array([sizes.get(w, np.nan) for w in np.atleast_1d(width).ravel().tolist()]).reshape(width.shape)
-    if np.isfinite(known).all():
-        return known
-    if len(sizes) < 2:
-        raise AnalysisError(f"num_params is recorded for width {list(sizes)} only; pass num_params=... for "
-                            f"other widths")
-    w, n = np.log(np.array(list(sizes))), np.log(np.array(list(sizes.values())))
-    slope, intercept = np.polyfit(w, n, 1)
-    return np.where(np.isfinite(known), known, np.exp(intercept + slope * np.log(width)))
+        se, ci = float("nan"), (float("nan"), float("nan"))
+    half = Z95 * math.sqrt(se**2 + fit.seed_sd**2) if math.isfinite(se) else float("nan")
+    outside = []
+    if not widths.min() <= width <= widths.max():
+        outside.append(f"width {width:g} outside the fitted {widths.min():g}–{widths.max():g}")
+    lo_e, hi_e = fit.cells.epochs.min(), fit.cells.epochs.max()
+    if not lo_e <= epochs <= hi_e:
+        outside.append(f"epochs {epochs:g} outside the fitted {lo_e:g}–{hi_e:g}")
+    return Prediction(study=study, width=_number(width), epochs=_number(epochs), law=fit.name, predicted_acc=acc,
+                      se_pred=se, ci95=ci, pi95=(acc - half, acc + half), seed_sd=float(fit.seed_sd),
+                      n_runs=fit.n_runs, n_cells=fit.n_cells, provisional=provisional,
+                      not_identified=tuple(fit.not_identified), extrapolated=bool(outside), num_params=num_params,
+                      num_params_source=source, extrapolation="; ".join(outside))
 
 
-def _resolve(result: FitResult, inputs: dict) -> dict:
-    """The law's variables from the caller's keywords (width → num_params where needed)."""
-    inputs = dict(inputs)
-    for key, fixed in result.subset.items():
-        if key in inputs and not np.all(np.asarray(inputs.pop(key)) == fixed):
-            raise AnalysisError(f"this {result.law} law was fitted at {key}={fixed}; use the fit for that {key}")
-    if "num_params" in result.variables and "num_params" not in inputs and "width" in inputs:
-        inputs["num_params"] = num_params_for_width(result, inputs.pop("width"))
-    missing = [v for v in result.variables if v not in inputs]
-    unknown = [k for k in inputs if k not in result.variables]
-    if missing or unknown:
-        accepted = list(result.variables) + (["width"] if "num_params" in result.variables else [])
-        raise AnalysisError(f"predict() for the {result.law} law takes {', '.join(accepted)}; "
-                            f"missing {missing}, unexpected {unknown}")
-    return inputs
-
-
-def _law_of(result: FitResult) -> Law:
-    if result.law == "epochs":
-        return epochs_law()
-    if result.law == "joint":
-        return joint_law(result.variables[0])
-    if result.law == "compute":
-        return compute_law()
-    raise AnalysisError(f"unknown law {result.law!r}; valid laws: {', '.join(LAWS)}")
+def _number(value):
+    return int(value) if float(value).is_integer() else float(value)

@@ -5,6 +5,13 @@ Config fields become columns under their own names (`width`, `epochs`, `seed`, .
 are flattened with a dot (`versions.torch`); `history` stays as an object column. Two config fields share a
 name with a top-level field holding the *resolved* value (`device`, `precision`): the top-level value keeps the
 name and the config value (possibly "auto") becomes `config.device` / `config.precision`.
+
+`flops_per_epoch` (training FLOPs of one epoch) is read from the record when it carries the field; older
+records lack it (every record committed before it was added) and get train_flops / epochs, which is exact:
+speedrun computes train_flops as 3 × forward FLOPs × images × epochs. This is the one place that derives it.
+
+Statuses: "ok" (a result), "failed" (an error, no result) and "diverged" (training stopped at the first epoch
+with a non-finite loss; `error` says where). Only ok records are results; the others are counted and listed.
 """
 from __future__ import annotations
 
@@ -19,12 +26,13 @@ import pandas as pd
 
 from .errors import AnalysisError, NoRecordsError, RecordWarning
 
-__all__ = ["load", "LoadResult", "SCHEMA_VERSION", "EXECUTION_FIELDS", "METRIC"]
+__all__ = ["load", "LoadResult", "SCHEMA_VERSION", "EXECUTION_FIELDS", "METRIC", "STATUSES"]
 
 SCHEMA_VERSION = 1  # the record layout this reader is written for (results/README.md)
 METRIC = "ema_val_acc"  # the headline: final EMA test accuracy, a fraction in [0, 1]
+STATUSES = ("ok", "failed", "diverged")
 # Config fields that say where/how a run executed but cannot change its result; they never define a grid cell.
-# Mirrors speedrun.config.EXECUTION_FIELDS (analysis must not import speedrun).
+# A mirror of speedrun.config.EXECUTION_FIELDS, because analysis must not import speedrun; a test compares the two.
 EXECUTION_FIELDS = frozenset({"device", "data_dir", "compile", "threads", "eval_batch_size"})
 _FIRST_COLUMNS = ("run_id", "study", "status", "width", "epochs", "seed", METRIC, "val_acc", "train_time_s",
                   "train_flops", "num_params")
@@ -39,10 +47,12 @@ class LoadResult:
     n_files: int  # *.json files seen
     n_ok: int  # records with status "ok"
     n_failed: int  # records with status "failed" (in the frame only with include_failed=True)
+    n_diverged: int = 0  # records with status "diverged" (likewise)
     corrupt: list[Path] = field(default_factory=list)  # unreadable JSON, skipped
     incompatible: list[tuple[Path, str]] = field(default_factory=list)  # valid JSON but not a usable record
     duplicates: list[Path] = field(default_factory=list)  # second copies of a run_id, skipped
     failures: list[tuple[str, str]] = field(default_factory=list)  # (run_id, error) of failed records
+    divergences: list[tuple[str, str]] = field(default_factory=list)  # (run_id, error) of diverged records
     schema_versions: dict = field(default_factory=dict)  # schema_version → number of records
     config_columns: tuple[str, ...] = ()  # frame columns that came from `config`
 
@@ -51,17 +61,18 @@ class LoadResult:
         return len(self.corrupt) + len(self.incompatible) + len(self.duplicates)
 
     def summary(self) -> str:
-        """One line: '12 ok, 1 failed, 1 corrupt, 0 incompatible, 0 duplicate (14 files)'."""
-        return (f"{self.n_ok} ok, {self.n_failed} failed, {len(self.corrupt)} corrupt, "
+        """One line: '12 ok, 1 failed, 0 diverged, 1 corrupt, 0 incompatible, 0 duplicate (14 files)'."""
+        return (f"{self.n_ok} ok, {self.n_failed} failed, {self.n_diverged} diverged, {len(self.corrupt)} corrupt, "
                 f"{len(self.incompatible)} incompatible, {len(self.duplicates)} duplicate ({self.n_files} files)")
 
 
 def load(directory: str | Path, *, include_failed: bool = False) -> LoadResult:
     """Read every `*.json` run record under `directory` (recursively) into `LoadResult.frame`.
 
-    Failed runs are left out of the frame (and counted) unless `include_failed`. A corrupt or unusable file is
-    named in a `RecordWarning` and skipped, never fatal. Raises `AnalysisError` if the folder is missing and
-    `NoRecordsError` if it holds no JSON files at all.
+    Failed and diverged runs are left out of the frame (and counted) unless `include_failed`. A corrupt or
+    unusable file is named in a `RecordWarning` and skipped. Raises `AnalysisError` if the folder is missing and
+    `NoRecordsError` if it holds no JSON files, or no valid record among them (saying how many were skipped).
+    Records may sit anywhere below `directory` (a study's runs/, or *.json directly in the folder).
     """
     root = Path(directory)
     if not root.exists():
@@ -86,10 +97,18 @@ def load(directory: str | Path, *, include_failed: bool = False) -> LoadResult:
         config_columns.update(dict.fromkeys(cfg_cols))
         rows.append(row)
 
+    if not rows:
+        skipped = [f"{len(result.corrupt)} corrupt"] + ([f"{len(result.incompatible)} incompatible"]
+                                                        if result.incompatible else [])
+        raise NoRecordsError(f"no valid run records found under {root}: {' and '.join(skipped)} of {len(paths)} "
+                             f"*.json files skipped (see results/README.md for the record layout)")
     rows = _drop_duplicates(rows, root, result)
     for row in rows:
         if row["status"] == "ok":
             result.n_ok += 1
+        elif row["status"] == "diverged":
+            result.n_diverged += 1
+            result.divergences.append((str(row.get("run_id")), str(row.get("error"))))
         else:
             result.n_failed += 1
             result.failures.append((str(row.get("run_id")), str(row.get("error"))))
@@ -103,7 +122,7 @@ def load(directory: str | Path, *, include_failed: bool = False) -> LoadResult:
 
 
 def _read(path: Path, result: LoadResult) -> dict | None:
-    """The record in `path`, upgraded to the current layout, or None (and a warning) if it cannot be used."""
+    """The record in `path`, or None (and a warning) if it cannot be used."""
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -119,22 +138,19 @@ def _read(path: Path, result: LoadResult) -> dict | None:
 
 
 def _problem(record) -> str | None:
-    """Why `record` cannot be used as a run record (None if it can). Upgrades older layouts in place."""
+    """Why `record` cannot be used as a run record (None if it can)."""
     if not isinstance(record, dict):
         return f"not a run record (a JSON {type(record).__name__}, expected an object)"
     if "status" not in record and "config" not in record:
         return "not a run record (no `status` or `config` field; see results/README.md)"
-    if "config" not in record and {"width", "epochs"} <= set(record):
-        # Pre-schema layout with the knobs at top level: readable, the knobs become the config.
-        record["config"] = {k: record[k] for k in ("width", "epochs", "seed") if k in record}
     config = record.get("config")
     if not isinstance(config, dict) or not {"width", "epochs"} <= set(config):
         version = record.get("schema_version")
         return (f"schema_version {version!r}: `config` with `width` and `epochs` is missing; this reader knows "
                 f"schema {SCHEMA_VERSION} (results/README.md)")
     status = record.get("status")
-    if status not in ("ok", "failed"):
-        return f"status {status!r} is neither 'ok' nor 'failed'"
+    if status not in STATUSES:
+        return f"status {status!r} is not one of {', '.join(map(repr, STATUSES))}"
     if status == "ok":
         value = record.get(METRIC)
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
@@ -160,7 +176,19 @@ def _flatten(record: dict) -> tuple[dict, list[str]]:
         row[name] = value
         config_cols.append(name)
     row.setdefault("schema_version", None)
+    row["flops_per_epoch"] = _flops_per_epoch(record)
     return row, config_cols
+
+
+def _flops_per_epoch(record: dict) -> float | None:
+    """The record's `flops_per_epoch`, or for records written before it existed train_flops / epochs."""
+    value = record.get("flops_per_epoch")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    flops, epochs = record.get("train_flops"), record["config"].get("epochs")
+    if isinstance(flops, (int, float)) and isinstance(epochs, (int, float)) and epochs > 0 and math.isfinite(flops):
+        return float(flops) / float(epochs)
+    return None
 
 
 def _drop_duplicates(rows: list[dict], root: Path, result: LoadResult) -> list[dict]:

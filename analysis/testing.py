@@ -10,26 +10,35 @@ import hashlib
 import json
 from pathlib import Path
 
-__all__ = ["make_record", "write_records", "SYNTHETIC_HOST"]
+import numpy as np
+
+from .records import EXECUTION_FIELDS
+from .writer import write_atomic
+
+__all__ = ["make_record", "write_records", "grid_records", "num_params_of", "SYNTHETIC_HOST"]
 
 SYNTHETIC_HOST = "synthetic"
 _PARAMS_PER_WIDTH2 = 6_570_488 / 64**2  # num_params ≈ this × width² (6,570,488 at width 64)
 _FLOPS_PER_WIDTH2 = 1.0e8 / 64**2  # forward FLOPs per image ≈ this × width² (illustrative)
+_TRAIN_FLOPS_PER_IMAGE_WIDTH2 = 3.0e8 / 64**2  # training FLOPs per image seen ≈ this × width² (illustrative)
 
 
 def make_record(*, width: int = 64, epochs: int = 10, seed: int = 0, ema_val_acc: float | None = 0.94,
                 status: str = "ok", study: str | None = "synthetic", train_images: int = 50_000,
                 seconds_per_gflop: float = 2e-7, config: dict | None = None, **overrides) -> dict:
     """A complete, realistic schema-1 record dict; `config` updates config fields, `overrides` replace
-    top-level fields."""
+    top-level fields. `status` is "ok", "failed" or "diverged" (results null, `error` says why)."""
     config = {"width": width, "epochs": epochs, "seed": seed, "device": "auto", "precision": "auto",
               "compile": False, "threads": None, "data": "cifar10", "data_dir": None, "train_subset": None,
               "test_subset": None, "batch_size": 512, **(config or {})}
-    run_id = hashlib.sha256(json.dumps({k: v for k, v in config.items() if k not in ("device", "data_dir",
-                            "compile", "threads")}, sort_keys=True).encode()).hexdigest()[:12]
+    identity = {k: v for k, v in config.items() if k not in EXECUTION_FIELDS}
+    run_id = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
     forward = round(_FLOPS_PER_WIDTH2 * width**2)
-    flops = 3 * forward * train_images * epochs
+    per_epoch = round(_TRAIN_FLOPS_PER_IMAGE_WIDTH2 * width**2) * train_images
+    flops = per_epoch * epochs
     ok = status == "ok"
+    errors = {"failed": "RuntimeError: CUDA out of memory",
+              "diverged": f"training loss became nan in epoch 1 of {epochs}; training stopped there"}
     steps = train_images // 512 * epochs
     time_s = flops / 1e9 * seconds_per_gflop if ok else None
     history = [{"epoch": e, "train_loss": 1.0, "train_acc": 0.9, "val_loss": 0.3, "val_acc": ema_val_acc,
@@ -37,13 +46,14 @@ def make_record(*, width: int = 64, epochs: int = 10, seed: int = 0, ema_val_acc
                 "train_time_s": (time_s or 0.0) * e / epochs} for e in range(1, epochs + 1)] if ok else []
     record = {
         "schema_version": 1, "run_id": run_id, "study": study, "status": status,
-        "error": None if ok else "RuntimeError: CUDA out of memory", "attempts": 1, "config": config,
+        "error": errors.get(status), "attempts": 1, "config": config,
         "device": "cuda", "device_name": "synthetic (analysis.testing)", "precision": "fp16",
         "ema_val_acc": ema_val_acc if ok else None, "val_acc": ema_val_acc if ok else None,
         "val_loss": 0.3 if ok else None, "train_loss": 1.0 if ok else None, "train_acc": 0.9 if ok else None,
         "train_time_s": time_s, "wall_time_s": time_s + 5.0 if ok else None,
         "num_params": round(_PARAMS_PER_WIDTH2 * width**2), "num_trainable_params": round(_PARAMS_PER_WIDTH2 * width**2) - 2352,
         "forward_flops_per_image": forward, "train_flops": flops if ok else None,
+        "flops_per_epoch": per_epoch if status != "failed" else None,
         "train_images": train_images, "test_images": 10_000, "steps": steps if ok else None,
         "ema_updates": 97 if ok else None, "data_source": "synthetic" if ok else None,
         "history": history, "host": SYNTHETIC_HOST, "threads": 2, "git_commit": None, "git_dirty": None,
@@ -55,6 +65,20 @@ def make_record(*, width: int = 64, epochs: int = 10, seed: int = 0, ema_val_acc
     return record
 
 
+def num_params_of(width) -> float:
+    """The num_params make_record writes for `width`."""
+    return round(_PARAMS_PER_WIDTH2 * width**2)
+
+
+def grid_records(error, *, widths=(64, 80, 96, 112, 128), epochs=(10, 20, 40, 80), seeds=3, sd=0.0014,
+                 seed: int = 0, **fields) -> list[dict]:
+    """Records of a width × epochs × seeds grid whose ema_val_acc is 1 − error(num_params, epochs) plus Gaussian
+    seed noise of SD `sd` (drawn from numpy's generator seeded by `seed`); `fields` go to make_record."""
+    rng = np.random.default_rng(seed)
+    return [make_record(width=w, epochs=e, seed=s, ema_val_acc=float(1.0 - error(num_params_of(w), e) + rng.normal(0, sd)),
+                        **fields) for w in widths for e in epochs for s in range(seeds)]
+
+
 def write_records(directory: str | Path, records: list[dict]) -> list[Path]:
     """Write each record to `directory`/runs/<run_id>.json, as a study does; returns the paths."""
     runs = Path(directory) / "runs"
@@ -62,6 +86,6 @@ def write_records(directory: str | Path, records: list[dict]) -> list[Path]:
     paths = []
     for record in records:
         path = runs / f"{record['run_id']}.json"
-        path.write_text(json.dumps(record, indent=1), encoding="utf-8")
+        write_atomic(path, json.dumps(record, indent=1))
         paths.append(path)
     return paths

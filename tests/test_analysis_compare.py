@@ -69,3 +69,34 @@ def test_reference_file_errors(tmp_path):
     path.write_text(json.dumps(wrong))
     with pytest.raises(AnalysisError, match="stated mean"):
         load_reference(path)
+
+
+def test_tost_matches_two_one_sided_welch_tests_from_scipy():
+    reference = load_reference()
+    ours = [0.9571, 0.9580, 0.9566, 0.9577, 0.9569, 0.9583, 0.9574, 0.9578]
+    margin = 0.002
+    result = compare(ours, reference, margin=margin)
+    # H0: diff ≤ −margin (reject with a large mean shifted up) and H0: diff ≥ +margin
+    lower = stats.ttest_ind(np.array(ours) + margin, reference.values, equal_var=False, alternative="greater")
+    upper = stats.ttest_ind(np.array(ours) - margin, reference.values, equal_var=False, alternative="less")
+    assert result.tost_p == pytest.approx(max(lower.pvalue, upper.pvalue))
+    assert result.equivalent == (result.tost_p < 0.05)
+    # the TOST verdict equals "the 90% Welch interval lies inside ±margin"
+    low, high = stats.ttest_ind(ours, reference.values, equal_var=False).confidence_interval(0.90)
+    assert result.equivalent == (-margin < low and high < margin)
+    assert result.verdict.startswith("reproduced" if result.equivalent else "not")
+
+
+def test_no_significant_difference_is_not_a_reproduction():
+    reference = load_reference()
+    few = [0.9560, 0.9595]  # two noisy runs: Welch finds nothing, and nothing is shown either
+    result = compare(few, reference, margin=0.002)
+    assert result.p_value > 0.05 and not result.equivalent
+    assert result.verdict.startswith("not shown to reproduce") and "more runs needed" in result.verdict
+    far = compare([0.9500, 0.9502, 0.9498], reference, margin=0.002)
+    assert far.verdict.startswith("not reproduced: the difference is significant")
+    wide = compare(few, reference, margin=0.02)  # a loose margin can be met by the same data
+    assert wide.equivalent and "±2 points" in wide.verdict
+    with pytest.raises(AnalysisError, match="equivalence margin"):
+        compare(few, reference, margin=0.0)
+    assert compare(few, reference).margin is None and compare(few, reference).verdict == ""

@@ -1,189 +1,132 @@
-"""Scaling-law fits on records that follow a KNOWN law plus noise: the intervals must cover the truth."""
+"""Fits on records drawn from a KNOWN law: recovery within intervals, lack of fit, identification flags, and
+each degenerate case the issue names (one seed per cell, a failed run, constant cells, a width with fewer
+epochs values than parameters, a flat curve)."""
 import numpy as np
 import pytest
-from scipy.optimize import check_grad
 
-from analysis import (AnalysisError, FitResult, FitSkipped, NotEnoughPointsError, fit, fit_compute_law,
-                      fit_epochs_law, fit_epochs_laws, fit_joint_law, holdout_check, law_frontier, load,
-                      pareto_frontier, predict, aggregate)
-from analysis.laws import joint_law, log_error
-from analysis.optimize import _objective, make_problem
-from analysis.testing import make_record, write_records
+from analysis import NOT_IDENTIFIED, NotEnoughPointsError, cell_table, fit_cells, fit_law, load
+from analysis.cells import PRIOR_DOF
+from analysis.testing import grid_records, make_record, num_params_of, write_records
 
-TRUE = {"e_inf": 0.03, "A": 25.5, "alpha": 0.5, "B": 0.315, "beta": 0.8}  # error = e_inf + A·N^-alpha + B·E^-beta
-# 8 seeds per cell: a bootstrap over n seeds underestimates the spread by sqrt((n-1)/n), so few seeds would
-# make 95% intervals cover less than 95%. Fits use cell means, so more seeds cost almost no fit time.
-WIDTHS, EPOCHS, SEEDS, NOISE = (32, 64, 96, 128), (5, 10, 20, 40, 80), 8, 0.001
-N_BOOT = 40
+TRUE = {"e_inf": 0.04, "A": 60.0, "alpha": 0.5, "B": 0.3, "beta": 0.8}
+WIDTHS, EPOCHS = (32, 48, 64, 96, 128), (5, 10, 20, 40, 80)
+N_BOOT = 60
 
 
-def num_params(width):
-    return round(6_570_488 / 64**2 * width**2)  # what make_record writes
+def true_error(n, e):
+    return TRUE["e_inf"] + TRUE["A"] * n ** -TRUE["alpha"] + TRUE["B"] * e ** -TRUE["beta"]
 
 
-def true_error(width, epochs):
-    return TRUE["e_inf"] + TRUE["A"] * num_params(width) ** -TRUE["alpha"] + TRUE["B"] * epochs ** -TRUE["beta"]
+def _frame(tmp_path, records):
+    write_records(tmp_path, records)
+    return load(tmp_path).frame
 
 
 @pytest.fixture(scope="module")
 def frame(tmp_path_factory):
-    rng = np.random.default_rng(2)  # fixed; for this draw every estimate lies within 0.02 of the truth
-    records = [make_record(width=w, epochs=e, seed=s, ema_val_acc=1 - true_error(w, e) + rng.normal(0, NOISE))
-               for w in WIDTHS for e in EPOCHS for s in range(SEEDS)]
-    directory = tmp_path_factory.mktemp("law")
-    write_records(directory, records)
-    return load(directory).frame
+    records = grid_records(true_error, widths=WIDTHS, epochs=EPOCHS, seeds=4, sd=0.0015, seed=3)
+    return _frame(tmp_path_factory.mktemp("law"), records)
 
 
 @pytest.fixture(scope="module")
-def joint(frame):
-    return fit_joint_law(frame, n_boot=N_BOOT, seed=0)
+def separable(frame):
+    return fit_law(frame, "separable", n_boot=N_BOOT, seed=1)
 
 
-def test_joint_law_recovers_parameters_within_intervals(joint):
-    assert isinstance(joint, FitResult) and joint.law == "joint"
-    assert joint.variables == ("num_params", "epochs")
-    assert joint.n_points == len(WIDTHS) * len(EPOCHS) * SEEDS and joint.n_cells == 20 and joint.n_boot == N_BOOT
-    for name, truth in TRUE.items():
-        low, high = joint.intervals[name]
-        assert low <= truth <= high, f"{name}: true {truth} outside [{low:.4g}, {high:.4g}]"
-        assert low <= joint.params[name] <= high
-    # the well-determined parameters are also close in value
-    for name in ("e_inf", "B", "beta"):
-        assert joint.params[name] == pytest.approx(TRUE[name], rel=0.1)
-    assert joint.residual_rmse < 2 * NOISE
-    assert joint.draws.shape == (N_BOOT, 5) and np.unique(joint.draws[:, 4]).size > N_BOOT // 2
+def test_separable_law_recovers_the_truth_within_its_intervals(separable):
+    fit = separable
+    assert fit.n_runs == 100 and fit.n_cells == 25 and fit.n_boot == N_BOOT and fit.dof == 20
+    for name in ("e_inf", "alpha", "beta"):
+        low, high = fit.intervals[name]
+        assert low <= TRUE[name] <= high, f"{name}: {TRUE[name]} outside [{low:.4g}, {high:.4g}]"
+    # centred coefficients are the terms' values at the data's centre: A0 = A·N0^(−alpha)
+    n0, e0 = fit.centre["num_params"], fit.centre["epochs"]
+    assert n0 == pytest.approx(np.exp(np.mean(np.log([num_params_of(w) for w in WIDTHS]))))
+    assert fit.params["A0"] == pytest.approx(TRUE["A"] * n0 ** -TRUE["alpha"], rel=0.25)
+    assert fit.params["B0"] == pytest.approx(TRUE["B"] * e0 ** -TRUE["beta"], rel=0.1)
+    assert not fit.not_identified, fit.flag_reasons
+    assert fit.chi2_per_dof < 2.5 * fit.chi2_expected
+    assert fit.draws.shape == (N_BOOT, 5) and len(fit.std_residuals) == 25
+    assert "not identified" not in fit.summary()
 
 
-def test_epochs_law_per_width_recovers_its_parameters(frame):
-    fits = fit_epochs_laws(frame, n_boot=N_BOOT)
-    assert sorted(fits) == list(WIDTHS)
-    misses = 0
-    for width, result in fits.items():
-        assert result.subset == {"width": width}
-        truth = {"c": TRUE["e_inf"] + TRUE["A"] * num_params(width) ** -TRUE["alpha"], "a": TRUE["B"], "b": TRUE["beta"]}
-        misses += sum(not result.intervals[k][0] <= v <= result.intervals[k][1] for k, v in truth.items())
-        assert result.params["b"] == pytest.approx(TRUE["beta"], rel=0.1)
-    # 12 intervals at 95% each: one miss is chance (expected 0.6), two would say the intervals are too narrow
-    assert misses <= 1, f"{misses} of 12 true parameters fell outside their 95% intervals"
+def test_cell_weights_pool_small_cells_and_moderate_the_rest(tmp_path):
+    records = [make_record(width=64, epochs=10, seed=s, ema_val_acc=v) for s, v in enumerate([0.90, 0.91, 0.93])]
+    records += [make_record(width=64, epochs=20, seed=s, ema_val_acc=v) for s, v in enumerate([0.94, 0.95])]
+    cells = cell_table(_frame(tmp_path, records))
+    own = np.var([0.90, 0.91, 0.93], ddof=1)
+    pooled = (2 * own + 1 * np.var([0.94, 0.95], ddof=1)) / 3
+    assert cells.seed_sd == pytest.approx(np.sqrt(pooled)) and cells.seed_dof == 3
+    assert cells.sd[0] == pytest.approx(np.sqrt((2 * own + PRIOR_DOF * pooled) / (2 + PRIOR_DOF)))
+    assert cells.sd[1] == pytest.approx(np.sqrt(pooled))  # n = 2: the pooled SD
+    assert cells.se_log[1] == pytest.approx(np.sqrt(pooled) / (np.sqrt(2) * (1 - 0.945)))
 
 
-def test_compute_law_recovers_its_parameters(tmp_path):
-    truth = {"e_inf": 0.04, "A": 3.0e3, "alpha": 0.3}
-    rng = np.random.default_rng(2)
-    records = []
-    for w in (32, 64, 128):
-        for e in (5, 10, 20, 40):
-            flops = make_record(width=w, epochs=e)["train_flops"]
-            error = truth["e_inf"] + truth["A"] * flops ** -truth["alpha"]
-            records += [make_record(width=w, epochs=e, seed=s, ema_val_acc=1 - error + rng.normal(0, NOISE))
-                        for s in range(SEEDS)]
-    write_records(tmp_path, records)
-    result = fit_compute_law(load(tmp_path).frame, n_boot=30)
-    for name, value in truth.items():
-        assert result.intervals[name][0] <= value <= result.intervals[name][1], name
-    assert result.params["alpha"] == pytest.approx(truth["alpha"], rel=0.1)
+def test_lack_of_fit_widens_intervals_and_says_so(tmp_path):
+    # the truth has an interaction the separable law lacks: error ∝ N^-0.5·E^-0.8 with tiny noise
+    records = grid_records(lambda n, e: 0.03 + 2000 * n**-0.5 * e**-0.8, widths=WIDTHS, epochs=EPOCHS, seeds=3,
+                           sd=0.0005, seed=4)
+    fit = fit_law(_frame(tmp_path, records), "separable", n_boot=20)
+    assert fit.chi2_per_dof > 5 * fit.chi2_expected and fit.inflation > 5
+    assert any("widened by √" in note for note in fit.notes)
 
 
-def test_predict_untried_cell_with_interval(joint):
-    pred = predict(joint, width=160, epochs=100)
-    truth = true_error(160, 100)
-    assert pred.error_low <= pred.error <= pred.error_high
-    assert pred.error_low <= truth <= pred.error_high
-    assert pred.inputs["num_params"] == pytest.approx(num_params(160), rel=1e-6)  # width → num_params power law
-    assert pred.ema_val_acc == pytest.approx(1 - pred.error)
-    same = predict(joint, num_params=num_params(160), epochs=100)
-    assert same.error == pytest.approx(pred.error, rel=1e-6)
-    grid = predict(joint, width=np.array([64, 128]), epochs=np.array([10, 80]))
-    assert grid.error.shape == (2,) and np.all(grid.error_low <= grid.error)
-    with pytest.raises(AnalysisError, match="takes num_params, epochs, width"):
-        predict(joint, depth=3)
+def test_flat_curve_is_flagged_not_identified(tmp_path):
+    # accuracy depends on width only: the epochs term has nothing to fit, and the report must not rest on it
+    records = grid_records(lambda n, e: 0.04 + 60 * n**-0.5, widths=WIDTHS, epochs=EPOCHS, seeds=3, sd=0.0015, seed=5)
+    fit = fit_law(_frame(tmp_path, records), "separable", n_boot=40)
+    assert {"B0", "beta"} <= set(fit.not_identified), fit.flag_reasons
+    assert "can vanish" in fit.flag_reasons["beta"] or "bound" in fit.flag_reasons["beta"]
+    assert NOT_IDENTIFIED in fit.summary()
 
 
-def test_holdout_check_reports_predicted_vs_observed(frame):
-    result = holdout_check(frame, "width", n_boot=20)
-    table = result.table
-    assert result.value == max(WIDTHS) and len(table) == len(EPOCHS)
-    assert list(table.columns) == ["width", "epochs", "n", "observed", "predicted", "predicted_low",
-                                   "predicted_high", "inside"]
-    assert (table["predicted_low"] <= table["predicted"]).all() and (table["predicted"] <= table["predicted_high"]).all()
-    assert (abs(table["observed"] - table["predicted"]) < 0.005).all()
-    assert 128 not in result.fit.size_of_width
-    assert "held out width=128" in result.summary()
+def test_one_seed_per_cell_estimates_noise_from_residuals(frame):
+    fit = fit_law(frame[frame["seed"] == 0], "separable", n_boot=20)
+    assert fit.cells.mode == "residual" and np.isnan(fit.chi2)
+    assert any("seed noise is unmeasured" in note for note in fit.notes)
+    assert fit.n_boot == 20 and np.isfinite(fit.seed_sd) and 0 < fit.seed_sd < 0.01
+    assert fit.intervals["beta"][0] <= TRUE["beta"] <= fit.intervals["beta"][1]
 
 
-def test_frontiers(frame, joint):
-    table = aggregate(frame)
-    front = pareto_frontier(table)
-    assert front["train_flops"].is_monotonic_increasing and front["mean"].is_monotonic_increasing
-    assert front.iloc[-1]["mean"] == table["mean"].max()
-    law = law_frontier(joint, frame)
-    assert set(law["width"]) <= set(WIDTHS) and len(law) == 40
+def test_constant_cells_have_no_seed_noise_and_still_fit(tmp_path):
+    records = grid_records(true_error, widths=WIDTHS, epochs=EPOCHS, seeds=3, sd=0.0, seed=0)
+    cells = cell_table(_frame(tmp_path, records))
+    assert cells.mode == "residual" and cells.seed_dof == 50 and cells.seed_sd == 0
+    fit = fit_cells(cells, "separable", n_boot=10)
+    assert fit.params["beta"] == pytest.approx(TRUE["beta"], rel=0.02)  # noise-free: exact up to rounding
 
 
-def test_too_few_points_says_so(tmp_path):
-    write_records(tmp_path, [make_record(width=w, epochs=e, ema_val_acc=0.9) for w in (64, 128) for e in (10, 20)])
-    small = load(tmp_path).frame
-    with pytest.raises(NotEnoughPointsError, match=r"joint law: need ≥6 distinct cells, have 4"):
-        fit_joint_law(small, n_boot=5)
-    with pytest.raises(NotEnoughPointsError, match=r"need ≥4 distinct cells, have 2"):
-        fit_epochs_law(small, 64, n_boot=5)
-    skipped = fit_epochs_laws(small, n_boot=5)
-    assert all(isinstance(s, FitSkipped) and "not enough points" in s.reason for s in skipped.values())
-    with pytest.raises(NotEnoughPointsError, match="not enough points"):
-        holdout_check(small, "epochs", n_boot=5)
+def test_failed_and_diverged_runs_are_not_data(tmp_path, frame):
+    records = grid_records(true_error, widths=WIDTHS, epochs=EPOCHS, seeds=2, sd=0.0015, seed=6)
+    records += [make_record(width=128, epochs=80, seed=9, status="failed"),
+                make_record(width=128, epochs=80, seed=10, status="diverged")]
+    fit = fit_law(_frame(tmp_path, records), "separable", n_boot=0)
+    assert fit.n_runs == 50 and fit.n_boot == 0 and np.isnan(fit.intervals["beta"][0])
 
 
-def test_one_seed_per_cell_gives_no_invented_intervals(frame):
-    single = frame[frame["seed"] == 0]
-    result = fit_epochs_law(single, 64, n_boot=10)
-    assert result.n_boot == 0 and all(np.isnan(v).all() for v in result.intervals.values())
-    assert "single run" in result.note and "note:" in result.summary()
-    assert result.params["b"] == pytest.approx(TRUE["beta"], rel=0.2)
-    pred = predict(result, epochs=160)
-    assert np.isfinite(pred.error) and np.isnan(pred.error_low)
-    partly = fit_epochs_law(frame[(frame["seed"] < 2) & ~((frame["seed"] == 1) & (frame["epochs"] == 5))], 64, n_boot=5)
-    assert partly.n_boot == 5 and "1 of 5 cells have a single run" in partly.note
+def test_width_with_fewer_epochs_values_than_parameters(tmp_path):
+    records = grid_records(true_error, widths=(32, 64, 128), epochs=(5, 10, 20, 40), seeds=2, sd=0.0015, seed=7)
+    records += grid_records(true_error, widths=(96,), epochs=(10,), seeds=2, sd=0.0015, seed=8)
+    frame = _frame(tmp_path, records)
+    per_width = fit_law(frame, "per_width", n_boot=10)
+    assert per_width.law.widths == (32, 64, 128)
+    assert any("width 96" in why and "one epochs value" in why for why in per_width.excluded)
+    assert fit_law(frame, "separable", n_boot=0).n_cells == 13  # laws in N use the lone cell
+    with pytest.raises(NotEnoughPointsError, match="need ≥2 epochs values at some width, have 1"):
+        fit_law(frame[frame["epochs"] == 10], "per_width", n_boot=0)
 
 
-def test_single_epochs_value_is_not_enough_for_the_epochs_law(frame):
-    with pytest.raises(NotEnoughPointsError, match="have 1"):
-        fit_epochs_law(frame[frame["epochs"] == 80], 64, n_boot=5)
-    # enough cells but only two epochs values: the exponent is not identifiable
+def test_too_few_values_of_a_variable_say_so(frame):
     with pytest.raises(NotEnoughPointsError, match="3 distinct epochs values, have 2"):
-        fit_joint_law(frame[frame["epochs"].isin([5, 80])], n_boot=5)
+        fit_law(frame[frame["epochs"].isin([5, 80])], "separable", n_boot=0)
+    with pytest.raises(NotEnoughPointsError, match="distinct num_params values, have 2"):
+        fit_law(frame[frame["width"].isin([32, 128])], "separable", n_boot=0)
 
 
-def test_dispatch_and_parallel_bootstrap_agree(frame):
-    subset = frame[frame["width"] == 64]
-    serial = fit(subset, "epochs", n_boot=6, seed=3)
-    parallel = fit(subset, "epochs", n_boot=6, seed=3, n_jobs=2)
-    np.testing.assert_allclose(serial.draws, parallel.draws)
-    with pytest.raises(AnalysisError, match="valid laws"):
-        fit(frame, "chinchilla")
-
-
-def test_objective_gradient_and_log_space_law_match_slow_references():
-    law = joint_law()
-    x = np.array([[6.5e6, 10.0], [2.6e7, 80.0], [1.5e7, 20.0]])
-    params = np.array([0.03, 25.5, 0.5, 0.315, 0.8])
-    direct = params[0] + params[1] * x[:, 0] ** -params[2] + params[3] * x[:, 1] ** -params[4]
-    np.testing.assert_allclose(np.exp(log_error(law, params, x)), direct, rtol=1e-12)
-    problem = make_problem(law, x, direct * 1.01)
-    for start in problem.starts[:4]:
-        logy = np.log(problem.error)
-        error = check_grad(lambda t: _objective(t, problem.logx, logy)[0],
-                           lambda t: _objective(t, problem.logx, logy)[1], start + 0.05)
-        assert error < 1e-5
-
-
-def test_blas_fallback_limits_and_restores_openblas_threads():
-    from analysis.blas import _openblas_handles, _openblas_one_thread
-
-    handles = _openblas_handles()
-    if not handles:
-        pytest.skip("no OpenBLAS found in this process")
-    before = [get() for get, _ in handles]
-    with _openblas_one_thread():
-        assert [get() for get, _ in handles] == [1] * len(handles)
-    assert [get() for get, _ in handles] == before
+def test_huber_option_and_parallel_bootstrap(frame):
+    huber = fit_law(frame, "separable", n_boot=0, loss="huber")
+    assert any("Huber" in note for note in huber.notes)
+    assert huber.params["beta"] == pytest.approx(TRUE["beta"], rel=0.15)
+    serial = fit_law(frame, "per_width", n_boot=6, seed=3)
+    parallel = fit_law(frame, "per_width", n_boot=6, seed=3, n_jobs=2)
+    np.testing.assert_allclose(serial.draws, parallel.draws, rtol=1e-9)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-ALLOWED_THIRD_PARTY = {"numpy", "pandas", "scipy", "matplotlib", "joblib", "threadpoolctl"}
+ALLOWED_THIRD_PARTY = {"numpy", "pandas", "scipy", "matplotlib", "joblib", "threadpoolctl", "tomli"}
 
 
 def imported_modules(package: Path):

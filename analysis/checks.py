@@ -1,0 +1,157 @@
+"""Out-of-sample checks named in a study folder's `checks.toml`: cells the study never ran, predicted from its
+records alone and set against runs trained elsewhere.
+
+    [[check]]
+    name = "width 64 x 10 epochs, trained on this CPU"
+    records = "../cpu-headline"      # a folder of run records, relative to the study folder
+    width = 64
+    epochs = 10
+
+Every ok record of that width × epochs in the folder is shown with its z = (observed − predicted) /
+√(se_pred² + seed_sd²) (one run: the study's seed SD is its uncertainty). A record whose config differs from
+the study's in anything but width, epochs, seed and execution-only fields (e.g. precision bf16 against fp32)
+is shown but marked not like-for-like; the combined z of the like-for-like records is given, and separately,
+labelled, the z of all of them.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+from .errors import AnalysisError, NoRecordsError
+from .fits import FitResult
+from .predict import Prediction, predict_cell
+from .records import EXECUTION_FIELDS, METRIC, load
+from .sizes import WidthSizes
+
+__all__ = ["Check", "CheckResult", "read_checks", "run_check", "CHECKS_FILE"]
+
+CHECKS_FILE = "checks.toml"
+_FIELDS = {"name": str, "records": str, "width": int, "epochs": int}
+_NOT_IDENTITY = {"width", "epochs", "seed", "config.precision", "config.device"} | EXECUTION_FIELDS
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    records: Path  # resolved against the study folder
+    width: int
+    epochs: int
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    check: Check
+    prediction: Prediction | None
+    table: pd.DataFrame  # record, precision, ema_val_acc, like_for_like, differences, z
+    z_like: float  # combined z of the like-for-like records' mean (NaN if none)
+    n_like: int
+    z_all: float  # the same over every matching record
+    n_all: int
+    reason: str = ""  # why nothing was compared
+
+
+def read_checks(study_dir: str | Path) -> list[Check]:
+    """The checks of `study_dir/checks.toml` ([] without the file); one AnalysisError lists every problem."""
+    path = Path(study_dir) / CHECKS_FILE
+    if not path.is_file():
+        return []
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise AnalysisError(f"{path}: not valid TOML ({exc}); fix the file or remove it") from None
+    problems = [f"unknown top-level key {k!r} (only [[check]] tables)" for k in data if k != "check"]
+    entries = data.get("check", [])
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        problems.append("`check` must be an array of tables: write each one as [[check]]")
+        entries = []
+    checks = []
+    for k, entry in enumerate(entries, 1):
+        where = f"check {k}"
+        bad = [f"{where}: unknown key {key!r} (valid: {', '.join(_FIELDS)})" for key in entry if key not in _FIELDS]
+        for key, kind in _FIELDS.items():
+            value = entry.get(key)
+            if value is None:
+                bad.append(f"{where}: `{key}` is missing")
+            elif not isinstance(value, kind) or isinstance(value, bool):
+                bad.append(f"{where}: `{key}` = {value!r} should be {'an integer' if kind is int else 'a string'}")
+            elif kind is int and value <= 0:
+                bad.append(f"{where}: `{key}` = {value} should be positive")
+        if not bad:
+            folder = (path.parent / entry["records"]).resolve()
+            if not folder.is_dir():
+                bad.append(f"{where}: records folder {entry['records']!r} ({folder}) does not exist")
+            else:
+                checks.append(Check(entry["name"], folder, entry["width"], entry["epochs"]))
+        problems += bad
+    if problems:
+        raise AnalysisError(f"{path}: {'; '.join(problems)}")
+    return checks
+
+
+def run_check(check: Check, fit: FitResult, sizes: WidthSizes, study_frame: pd.DataFrame, *, study: str = "",
+              provisional: bool = False) -> CheckResult:
+    """Predict the check's cell from `fit` and compare it with every ok record of that cell in its folder."""
+    empty = pd.DataFrame(columns=["record", "precision", METRIC, "like_for_like", "differences", "z"])
+    try:
+        prediction = predict_cell(fit, sizes, check.width, check.epochs, study=study, provisional=provisional)
+    except AnalysisError as exc:
+        return CheckResult(check, None, empty, math.nan, 0, math.nan, 0, f"no prediction: {exc}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            frame = load(check.records).frame
+    except NoRecordsError as exc:
+        return CheckResult(check, prediction, empty, math.nan, 0, math.nan, 0, str(exc))
+    cell = frame[(frame["width"] == check.width) & (frame["epochs"] == check.epochs)] if len(frame) else frame
+    if cell.empty:
+        return CheckResult(check, prediction, empty, math.nan, 0, math.nan, 0,
+                           f"no ok records of width {check.width} × {check.epochs} epochs in {check.records}")
+    identity = _identity(study_frame)
+    rows = []
+    scale = math.sqrt(prediction.se_pred**2 + prediction.seed_sd**2)
+    for _, record in cell.iterrows():
+        differences = [f"{c}: {_text(record.get(c))} (study: {', '.join(sorted(v))})" for c, v in identity.items()
+                       if _text(record.get(c)) not in v]
+        observed = float(record[METRIC])
+        rows.append({"record": str(record.get("record_path", record.get("run_id"))),
+                     "precision": _text(record.get("precision")), METRIC: observed,
+                     "like_for_like": not differences, "differences": "; ".join(differences),
+                     "z": (observed - prediction.predicted_acc) / scale if scale > 0 else math.nan})
+    table = pd.DataFrame(rows)
+    z_like, n_like = _combined(table[table["like_for_like"]], prediction)
+    z_all, n_all = _combined(table, prediction)
+    return CheckResult(check, prediction, table, z_like, n_like, z_all, n_all)
+
+
+def _identity(study_frame: pd.DataFrame) -> dict:
+    """{column: the study's values as text} for every column that fixes what a run is (see module docstring)."""
+    columns = [c for c in study_frame.attrs.get("config_columns", ()) if c not in _NOT_IDENTITY]
+    columns += [c for c in ("precision",) if c in study_frame]
+    ok = study_frame[study_frame["status"] == "ok"] if "status" in study_frame else study_frame
+    return {c: {_text(v) for v in ok[c]} for c in columns if c in ok}
+
+
+def _combined(rows: pd.DataFrame, prediction: Prediction) -> tuple[float, int]:
+    n = len(rows)
+    if not n:
+        return math.nan, 0
+    se = math.sqrt(prediction.se_pred**2 + prediction.seed_sd**2 / n)
+    mean = float(np.mean(rows[METRIC]))
+    return ((mean - prediction.predicted_acc) / se if se > 0 else math.nan), n
+
+
+def _text(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return str(value)

@@ -1,0 +1,218 @@
+"""The report's sections after the summary, as markdown lines, from a computed study.StudyAnalysis."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from .allocation import pareto_frontier
+from .fits import NOT_IDENTIFIED, FitResult
+from .holdout import z_text
+from .optimize import HUBER_DELTA
+from .records import METRIC
+from .study import StudyAnalysis
+from .tables import fmt, format_aggregate, format_cv, format_law_params, markdown_table, pct
+
+__all__ = ["provenance_section", "runs_section", "cells_section", "laws_section", "held_out_section",
+           "checks_section", "allocation_section", "comparison_section"]
+
+
+def provenance_section(a: StudyAnalysis) -> list[str]:
+    ok = a.runs
+    lines = ["## Where the runs came from", ""]
+    columns = [c for c in ("device_name", "device", "precision", "versions.torch") if c in ok]
+    if ok.empty or not columns:
+        return lines + ["No ok runs carry device or version fields.", ""]
+    counts = ok[columns].apply(lambda column: column.map(_text)).value_counts().reset_index(name="runs")
+    lines += [markdown_table(counts), ""]
+    for column, label in (("host", "hosts"), ("git_commit", "git commits"), ("versions.speedrun", "speedrun versions")):
+        if column in ok:
+            values = sorted(ok[column].map(_text).unique())
+            lines.append(f"- {label}: {', '.join(values[:8])}{' …' if len(values) > 8 else ''}")
+    if "git_dirty" in ok and ok["git_dirty"].fillna(False).astype(bool).any():
+        lines.append(f"- {int(ok['git_dirty'].fillna(False).astype(bool).sum())} runs came from a dirty work tree")
+    return lines + [""]
+
+
+def runs_section(a: StudyAnalysis) -> list[str]:
+    loaded = a.loaded
+    lines = ["## Runs", "", f"- ok: {loaded.n_ok}",
+             f"- failed: {loaded.n_failed} (excluded from every fit)",
+             f"- diverged: {loaded.n_diverged} (training stopped at a non-finite loss; excluded from every fit)",
+             f"- corrupt files (skipped): {len(loaded.corrupt)}",
+             f"- incompatible files (skipped): {len(loaded.incompatible)}",
+             f"- duplicate run_ids (skipped): {len(loaded.duplicates)}"]
+    for label, items in (("failed", loaded.failures), ("diverged", loaded.divergences)):
+        for run_id, error in items[:10]:
+            lines.append(f"  - {label} {run_id}: {error}")
+    for note in a.notes[:20]:
+        lines.append(f"  - {note}")
+    g = a.grid
+    table = g.table.assign(width=g.table["width"].map(lambda v: f"{v:g}"),
+                           epochs=g.table["epochs"].map(lambda v: f"{v:g}"))
+    lines += ["", f"Grid ({g.source}); runs per cell:", "", markdown_table(table), ""]
+    if g.running:
+        lines += [f"{g.running} run(s) in progress now (lock files in locks/).", ""]
+    return lines
+
+
+def cells_section(a: StudyAnalysis) -> list[str]:
+    return ["## Results per grid cell", "", markdown_table(format_aggregate(a.table)), "",
+            "n: runs (seeds); SE: standard error of the mean; 95% CI: Student-t interval of the mean (— where n = 1).",
+            ""]
+
+
+def laws_section(a: StudyAnalysis) -> list[str]:
+    o = a.options
+    c = a.cells
+    noise = (f"each cell's standard error of its mean: its own runs' SD moderated towards the pooled seed SD "
+             f"({pct(c.seed_sd)} points, {c.seed_dof} dof) for cells with ≥ 3 runs, the pooled SD for the rest"
+             if c.mode == "cells" else "one SD for every cell, estimated from the fit's residuals (no cell has "
+             "two differing runs)")
+    loss = ("weighted least squares" if o["loss"] == "linear" else
+            f"a Huber loss (δ = {HUBER_DELTA} standard errors) on the standardised residuals")
+    lines = ["## Scaling laws", "",
+             f"Each law is fitted to the cells' mean log error (error = 1 − {METRIC}) by {loss}; weights: {noise}. "
+             f"95% intervals: {o['n_boot']} parametric bootstrap draws (cell means and their standard errors "
+             "redrawn, refitted), widened by √(χ²/dof ÷ its expectation) when the law misses the cells by more than "
+             "seed noise. A0, B0 and a0 are each term's value at the centre of the fitted data, in error units. A "
+             f"parameter at a bound, whose interval reaches a bound or spans more than two orders of magnitude is "
+             f"**{NOT_IDENTIFIED}**. The law used below is the one with the lowest leave-one-cell-out CV error, or "
+             "the simplest within one standard error of it.", "",
+             markdown_table(format_cv(a.choice)), "", f"Chosen: **{a.choice.chosen or 'none'}** — {a.choice.reason}.",
+             ""]
+    for name, fit in a.choice.fits.items():
+        if not isinstance(fit, FitResult):
+            continue
+        centre = (f"N0 = {fit.centre['num_params']:.4g} parameters, " if not fit.law.widths else "") + \
+            f"E0 = {fit.centre['epochs']:.3g} epochs"
+        lines += [f"### {name}: `{fit.law.formula}`", "",
+                  f"{fit.n_runs} runs in {fit.n_cells} cells; centre {centre}; {fit.n_boot} bootstrap draws.", "",
+                  markdown_table(format_law_params(fit)), ""]
+        lines += [f"- {note}" for note in fit.notes]
+        lines += [""]
+    return lines
+
+
+def held_out_section(a: StudyAnalysis) -> list[str]:
+    fit = a.fit
+    lines = ["## Held-out and corner checks", ""]
+    if fit is None:
+        return lines + ["No law was chosen, so nothing was held out.", ""]
+    lines += [f"The {fit.name} law refitted without the held-out cells predicts them; z = (observed − predicted) / "
+              "√(se_pred² + sem_obs²), where sem_obs uses the pooled seed SD for cells with fewer than 3 runs "
+              "(with n = 1 it is the pooled SD of one run). |z| > 2 is a miss.", ""]
+    for check in a.held_out:
+        lines.append(f"- {check.summary()}")
+        if check.computed:
+            t = check.table
+            shown = pd.DataFrame({"width": t["width"].map(lambda v: f"{v:g}"), "epochs": t["epochs"].map(lambda v: f"{v:g}"),
+                                  "n": t["n"], "observed (%)": [f"{pct(o)} ± {pct(s)}" for o, s in zip(t["observed"], t["sem_obs"])],
+                                  "predicted (%)": [pct(v) for v in t["predicted"]],
+                                  "95% CI of the mean (%)": [f"[{pct(lo)}, {pct(hi)}]" for lo, hi in zip(t["ci_low"], t["ci_high"])],
+                                  "z": [z_text(z) for z in t["z"]]})
+            lines += ["", markdown_table(shown), ""]
+            if check.fit.not_identified:
+                lines += [f"  Without those cells, {', '.join(check.fit.not_identified)} {NOT_IDENTIFIED}.", ""]
+    lines += ["Leave-one-cell-out predictions of every cell are in the parity figure.", ""]
+    return lines
+
+
+def checks_section(a: StudyAnalysis) -> list[str]:
+    if not a.checks and not a.checks_error:
+        return []
+    lines = ["## Out-of-sample checks (checks.toml)", ""]
+    if a.checks_error:
+        return lines + [f"Not run: {a.checks_error}", ""]
+    for r in a.checks:
+        lines += [f"### {r.check.name}", ""]
+        p = r.prediction
+        if p is None:
+            lines += [f"Not computed: {r.reason}", ""]
+            continue
+        lines += [f"Predicted from this study's records alone ({p.law} law, {p.n_runs} runs): mean "
+                  f"{pct(p.predicted_acc)}% (95% CI [{pct(p.ci95[0])}, {pct(p.ci95[1])}]); one run: 95% prediction "
+                  f"interval [{pct(p.pi95[0])}, {pct(p.pi95[1])}] (seed SD {pct(p.seed_sd)} points)."
+                  + (f" num_params {p.num_params:,.0f} from the {p.num_params_source}." if p.num_params_source not in ("", "records") else "")
+                  + (f" Extrapolated: {p.extrapolation}." if p.extrapolated else "")
+                  + (f" Rests on {', '.join(p.not_identified)} ({NOT_IDENTIFIED})." if p.not_identified else ""), ""]
+        if r.table.empty:
+            lines += [f"Nothing to compare: {r.reason}", ""]
+            continue
+        shown = pd.DataFrame({"record": r.table["record"], "precision": r.table["precision"],
+                              f"{METRIC} (%) ± one run's SD": [f"{pct(v)} ± {pct(p.seed_sd)}" for v in r.table[METRIC]],
+                              "like-for-like": ["yes" if v else f"no: {d}" for v, d in zip(r.table["like_for_like"], r.table["differences"])],
+                              "z": [z_text(z) for z in r.table["z"]]})
+        lines += [markdown_table(shown), "",
+                  f"- like-for-like records (n = {r.n_like}): z = {z_text(r.z_like)}" if r.n_like else
+                  "- no like-for-like record: the law's prediction is not tested on its own terms",
+                  f"- all records, like-for-like or not (n = {r.n_all}): z = {z_text(r.z_all)}", ""]
+    return lines
+
+
+def allocation_section(a: StudyAnalysis) -> list[str]:
+    lines = ["## Compute-optimal allocation", ""]
+    front = pareto_frontier(a.table)
+    shown = pd.DataFrame({"train_flops": [fmt(v, 3) for v in front["train_flops"]],
+                          "width": front["width"].map(lambda v: f"{v:g}"), "epochs": front["epochs"].map(lambda v: f"{v:g}"),
+                          f"{METRIC} (%)": [f"{pct(m)} ± {pct(s)}" for m, s in zip(front["mean"], front["sem"])]})
+    lines += ["Cells that no cheaper cell beats (the data's frontier in FLOPs):", "", markdown_table(shown), ""]
+    fit = a.fit
+    if fit is None:
+        return lines + ["No law was chosen, so there is no efficient envelope.", ""]
+    if a.allocation is not None:
+        value, (lo, hi), unidentified = a.allocation.value, a.allocation.interval, a.allocation.unidentified
+        lines += [f"Allocation exponent of the {fit.name} law: N_opt ∝ C^a, a = β/(α+β) = {value:.3g} (95% bootstrap "
+                  f"interval [{lo:.3g}, {hi:.3g}]; exact when training FLOPs ∝ N·E, and here FLOPs per epoch / "
+                  f"num_params varies by {_ratio_drift(a):.1%} over the fitted widths)"
+                  + (f" — **rests on an exponent that is {NOT_IDENTIFIED}: no allocation claim is made**." if unidentified else "."), ""]
+    else:
+        lines += [f"The {fit.name} law has no closed-form allocation exponent; its envelope follows.", ""]
+    for env, unit in ((a.envelope, "FLOPs"), (a.envelope_time, "s")):
+        if env is None:
+            continue
+        t = env.table.iloc[:: max(1, len(env.table) // 10)]
+        shown = pd.DataFrame({f"budget ({unit})": [fmt(v, 3) + (" (extrapolated)" if x else "") for v, x in zip(t["budget"], t["extrapolated"])],
+                              "best width": [f"{v:.3g}" for v in t["width"]],
+                              "bootstrap 95% range": [f"{lo:.3g}–{hi:.3g}" for lo, hi in zip(t["width_low"], t["width_high"])],
+                              "epochs": [f"{v:.3g}" for v in t["epochs"]], f"predicted {METRIC} (%)": [pct(v) for v in t["acc"]],
+                              "why extrapolated": t["note"]})
+        label = "training FLOPs (any width from half the smallest to twice the largest)" if unit == "FLOPs" else \
+            "measured train_time_s (the observed widths, each at its median seconds per epoch)"
+        lines += [f"Best width per budget in {label}, under the {fit.name} law:", "", markdown_table(shown), ""]
+    if fit.not_identified:
+        lines += [f"These optima rest on the {fit.name} law, whose {', '.join(fit.not_identified)} "
+                  f"{'is' if len(fit.not_identified) == 1 else 'are'} {NOT_IDENTIFIED}.", ""]
+    if a.allocation_note:
+        lines += [a.allocation_note, ""]
+    return lines
+
+
+def comparison_section(a: StudyAnalysis) -> list[str]:
+    lines = ["## Comparison with the published reference", ""]
+    ref, result = a.reference, a.comparison
+    if ref is None:
+        return lines + [f"Not computed: {result}", ""]
+    if result is None:
+        return lines + [f"Not applicable: the study has no width {ref.width} × {ref.epochs} epochs cell, the cell of "
+                        f"the reference ({ref.name}).", ""]
+    lines += [f"Reference: {ref.name} — {ref.source}; {ref.provenance} values, {ref.hardware}, n = {ref.n}.", ""]
+    if isinstance(result, str):
+        return lines + [f"Not computed: {result}", ""]
+    return lines + [f"- {result.summary()}",
+                    f"- Welch's 95% interval of (ours − reference), in points; TOST with margin ±{100 * result.margin:.2g} "
+                    "points: 'reproduced' only when that equivalence is shown.", ""]
+
+
+def _ratio_drift(a: StudyAnalysis) -> float:
+    widths = np.unique(a.fit.cells.width)
+    try:
+        ratio = a.sizes.values("flops_per_epoch", widths) / a.sizes.values("num_params", widths)
+    except Exception:  # noqa: BLE001 - a missing size only drops this one figure
+        return float("nan")
+    return float(ratio.max() / ratio.min() - 1.0)
+
+
+def _text(value) -> str:
+    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)

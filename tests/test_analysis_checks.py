@@ -1,0 +1,103 @@
+"""checks.toml (out-of-sample checks) and grid progress (provisional reports)."""
+import json
+
+import numpy as np
+import pytest
+
+from analysis import AnalysisError, fit_law, grid_status, load, read_checks, run_check, width_sizes
+from analysis.testing import grid_records, make_record, num_params_of, write_records
+
+CHECKS = """
+[[check]]
+name = "width 64 x 10 epochs elsewhere"
+records = "../elsewhere"
+width = 64
+epochs = 10
+"""
+
+
+def true_error(n, e):
+    return 0.04 + 60 * n**-0.5 + 0.3 * e**-0.8
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("checks")
+    study = root / "study"
+    write_records(study, grid_records(true_error, widths=(8, 16, 24, 32), epochs=(3, 5, 10, 20), seeds=3, sd=0.002,
+                                      seed=1, study="grid", config={"precision": "fp32"}, precision="fp32"))
+    elsewhere = root / "elsewhere"
+    elsewhere.mkdir()
+    acc = 1 - true_error(num_params_of(64), 10)
+    for precision, value in (("fp32", acc + 0.001), ("bf16", acc + 0.003)):
+        record = make_record(width=64, epochs=10, seed=0, ema_val_acc=value, study=None,
+                             config={"precision": precision}, precision=precision)
+        (elsewhere / f"w64-{precision}.json").write_text(json.dumps(record))  # directly in the folder
+    (study / "checks.toml").write_text(CHECKS)
+    return study
+
+
+def test_check_compares_like_for_like_and_marks_the_rest(setup):
+    frame = load(setup, include_failed=True).frame
+    fit = fit_law(frame, "separable", n_boot=40)
+    [check] = read_checks(setup)
+    assert check.width == 64 and check.records.name == "elsewhere"
+    result = run_check(check, fit, width_sizes(frame), frame, study="grid")
+    table = result.table.set_index("precision")
+    assert table.loc["fp32", "like_for_like"] and not table.loc["bf16", "like_for_like"]
+    assert "precision: bf16 (study: fp32)" in table.loc["bf16", "differences"]
+    assert result.n_like == 1 and result.n_all == 2
+    p = result.prediction
+    assert p.extrapolated and p.width == 64
+    expected = (table.loc["fp32", "ema_val_acc"] - p.predicted_acc) / np.hypot(p.se_pred, p.seed_sd)
+    assert table.loc["fp32", "z"] == pytest.approx(expected) and result.z_like == pytest.approx(expected)
+    mean_all = table["ema_val_acc"].mean()
+    assert result.z_all == pytest.approx((mean_all - p.predicted_acc) / np.hypot(p.se_pred, p.seed_sd / np.sqrt(2)))
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[[check]]\nname = 'x'\nrecords = '.'\nwidth = 64\n", "check 1: `epochs` is missing"),
+    ("[[check]]\nname = 'x'\nrecords = '.'\nwidth = '64'\nepochs = 10\n", "`width` = '64' should be an integer"),
+    ("[[check]]\nname = 'x'\nrecords = 'nowhere'\nwidth = 64\nepochs = 10\n", "records folder 'nowhere'"),
+    ("[[check]]\nname = 'x'\nrecords = '.'\nwidth = 64\nepochs = 10\nseed = 1\n", "unknown key 'seed' (valid: name"),
+    ("[[check]]\nname = 'x'\nrecords = '.'\nwidth = 64\nepochs = -2\n", "`epochs` = -2 should be positive"),
+    ("name = 'x'\n", "unknown top-level key 'name'"),
+    ("[[check]\n", "not valid TOML"),
+])
+def test_bad_checks_toml_is_one_clear_line(tmp_path, text, message):
+    (tmp_path / "checks.toml").write_text(text)
+    with pytest.raises(AnalysisError) as caught:
+        read_checks(tmp_path)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_no_checks_file_means_no_checks(tmp_path):
+    assert read_checks(tmp_path) == []
+
+
+def test_grid_from_a_study_file_counts_done_pending_failed_diverged(tmp_path):
+    records = grid_records(true_error, widths=(8, 16), epochs=(3, 5), seeds=2, study="mine")
+    records = [r for r in records if not (r["config"]["width"] == 16 and r["config"]["epochs"] == 5)]
+    records += [make_record(width=16, epochs=5, seed=0, status="failed", study="mine"),
+                make_record(width=8, epochs=10, seed=0, status="diverged", study="mine")]
+    write_records(tmp_path, records)
+    (tmp_path / "locks").mkdir()
+    (tmp_path / "locks" / "abc.lock").write_text("{}")
+    grid_file = tmp_path / "mine.toml"
+    grid_file.write_text('name = "mine"\n[grid]\nwidth = [8, 16]\nepochs = [3, 5, 10]\nseed = [0, 1]\n')
+    status = grid_status(tmp_path, load(tmp_path, include_failed=True).frame, grid_file)
+    assert not status.inferred and str(grid_file) in status.source and status.running == 1
+    assert status.totals == {"expected": 12, "ok": 6, "failed": 1, "diverged": 1, "pending": 4}
+    assert status.provisional
+    assert status.missing() == ["8×10 (1 diverged, pending)", "16×5 (1 failed, pending)", "16×10 (pending)"]
+
+
+def test_grid_is_inferred_without_a_study_file_and_says_so(tmp_path):
+    write_records(tmp_path, grid_records(true_error, widths=(8, 16), epochs=(3, 5), seeds=2, study=None)[:-1])
+    status = grid_status(tmp_path, load(tmp_path, include_failed=True).frame)
+    assert status.inferred and "cartesian product" in status.source
+    assert status.totals["pending"] == 1 and status.provisional
+    with pytest.raises(AnalysisError, match="does not describe these records"):
+        bad = tmp_path / "bad.toml"
+        bad.write_text("[grid]\nwidth = [8]\nepochs = [3, 5]\nseed = [0, 1]\n")
+        grid_status(tmp_path, load(tmp_path, include_failed=True).frame, bad)
