@@ -14,6 +14,7 @@ Python float changes between steps (a float lr would recompile every step, or be
 """
 from __future__ import annotations
 
+import copy
 import os
 import sys
 import time
@@ -43,7 +44,8 @@ RUN_FIELDS = ("epochs", "seed", "device", "precision", "threads", "data", "data_
               "final_lr_ratio", "ema_epochs", "ema_every", "ema_decay", "eval_every", "tta")
 MAX_PROGRAMS = 8  # programs kept per process (least recently used dropped first): each holds a network on the device
 WARMUP_STEPS = 3  # untimed steps that compile, pick cuDNN algorithms and settle allocations before capture
-# Graphs Dynamo may keep per compiled function: one per program this process holds, and slack for train/eval.
+# Graphs Dynamo may keep per compiled function: two per program this process holds (the evaluation compiles once
+# for the live network and once for the EMA copy, whose parameters do not require gradients), and some slack.
 _RECOMPILE_LIMIT = 2 * MAX_PROGRAMS + 4
 
 _PROGRAMS: OrderedDict = OrderedDict()
@@ -221,11 +223,14 @@ class StepProgram:
             with torch.cuda.graph(graph):
                 self._body()
             self.graph = graph
-        if self.cfg.compile:  # the static-shape evaluation batch, in eval mode without gradients
+        if self.cfg.compile:  # the static-shape evaluation batch, for the live network and for an EMA copy
             x = torch.zeros(self.cfg.eval_batch_size, 3, 32, 32, device=self.device, dtype=self.precision.storage)
-            self.net.eval()
-            with torch.no_grad(), self.precision.autocast_context(self.device)():
-                self.evaluate_logits(self.net, x.contiguous(memory_format=torch.channels_last), self.cfg.tta)
+            x = x.contiguous(memory_format=torch.channels_last)
+            frozen = copy.deepcopy(self.net).requires_grad_(False)  # as EMA holds it: a graph of its own
+            for net in (self.net, frozen):
+                net.eval()
+                with torch.no_grad(), self.precision.autocast_context(self.device)():
+                    self.evaluate_logits(net, x, self.cfg.tta)
             self.net.train()
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
