@@ -161,9 +161,9 @@ def train(config: TrainConfig, *, data: Dataset | None = None,
     """
     cfg = config
     started_at, wall0 = datetime.now(timezone.utc), time.perf_counter()
-    origin = provenance()  # read before training: the code that runs, not what the tree holds afterwards
-    if cfg.threads is not None:
+    if cfg.threads is not None:  # before provenance(), which records the thread count
         torch.set_num_threads(cfg.threads)
+    origin = provenance()  # read before training: the code that runs, not what the tree holds afterwards
     device = resolve_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
     prepare_device(device)
