@@ -37,7 +37,8 @@ __all__ = ["Cost", "study_cost", "plan_cost", "RATE_FIELDS"]
 
 # Config fields that do not change a run's speed per FLOP: the seed, and epochs (FLOPs already scale with it).
 _IGNORED = {"seed", "epochs"} | set(speedrun.EXECUTION_FIELDS)
-RATE_FIELDS = ("width", "batch_size", "precision", "compile", "cuda_graph")  # a looser match: what sets the kernels' speed
+# A looser match: what sets the kernels' speed.
+RATE_FIELDS = ("width", "batch_size", "precision", "compile", "cuda_graph")
 _DEFAULT = speedrun.TrainConfig()
 _SINGLE_SPREAD = 1.15  # one record and nothing to compare: +-15% (bench repeats on the dev VM: results/benchmarks)
 # Whole run / training loops when no record measures it: evaluation, data loading and whitening add 0-50% (the
