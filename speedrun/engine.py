@@ -30,8 +30,8 @@ from .config import TrainConfig
 from .model import build_net
 from .runtime import Precision
 
-__all__ = ["StepProgram", "fast", "get_program", "program_key", "clear_programs", "PROGRAM_FIELDS", "RUN_FIELDS", "MAX_PROGRAMS",
-           "WARMUP_STEPS", "compile_backend", "sgd_step", "tta_logits"]
+__all__ = ["StepProgram", "fast", "get_program", "program_key", "clear_programs", "PROGRAM_FIELDS", "RUN_FIELDS",
+           "MAX_PROGRAMS", "WARMUP_STEPS", "compile_backend", "sgd_step", "tta_logits"]
 
 # TrainConfig fields a program is built from: runs that differ in any of them need their own program.
 PROGRAM_FIELDS = ("width", "se_ratio", "bn_momentum", "bn_eps", "logit_scale", "batch_size", "pad", "lr",
@@ -150,7 +150,8 @@ class StepProgram:
         loss, batch_loss, batch_correct = self._forward_loss(self.net, self.padded, self.labels, self.plan,
                                                              c.loss_scale, c.label_smoothing, self.precision.autocast)
         loss.backward()
-        groups = [(ps, [q.grad for q in ps], bs, wd, c.momentum) for ps, bs, wd in zip(self.params, self.bufs, self.decays)]
+        groups = [(ps, [q.grad for q in ps], bs, wd, c.momentum)
+                  for ps, bs, wd in zip(self.params, self.bufs, self.decays)]
         self._update(groups, self.peaks, self.factor, self.loss_sum, self.correct, batch_loss, batch_correct)
 
     def _run_body(self) -> None:

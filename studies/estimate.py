@@ -265,8 +265,8 @@ def _overhead(records: list[dict]) -> tuple[float, float] | None:
 def _bench(target: _Target, config, overhead) -> tuple[tuple[float, float], str] | None:
     """Time a few training steps of this run's network in a fresh process (`python -m speedrun bench`)."""
     args = [*target.bench_args, "--width", str(config.width), "--batch-size", str(config.batch_size),
-            "--precision", config.precision, "--steps", "5", "--warmup", "1"] + (["--compile"] if config.compile else []) \
-        + (["--cuda-graph"] if config.cuda_graph else [])
+            "--precision", config.precision, "--steps", "5", "--warmup", "1"]
+    args += (["--compile"] if config.compile else []) + (["--cuda-graph"] if config.cuda_graph else [])
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "bench.json"
         try:

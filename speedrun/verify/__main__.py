@@ -262,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="speedrun-verify-") as tmp:
         work = Path(args.work) if args.work else Path(tmp)
         proof = Proof(plan, out, work, clock, data_dir, seed_main)
-        proof.summary["command"] = " ".join(["python -m speedrun.verify", *(argv if argv is not None else sys.argv[1:])])
+        given = argv if argv is not None else sys.argv[1:]
+        proof.summary["command"] = " ".join(["python -m speedrun.verify", *given])
         proof.environment()
         proof.seed_diff()
         proof.whitening()

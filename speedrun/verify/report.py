@@ -14,7 +14,8 @@ def _num(x, fmt: str = ".3f") -> str:
 
 def _arm_row(label: str, s: dict) -> str:
     sd = s.get("ema_val_acc_sd")
-    acc = "–" if s.get("ema_val_acc_mean") is None else f"{_pct(s['ema_val_acc_mean'])} ± {_num(sd and 100 * sd, '.2f')}"
+    mean = s.get("ema_val_acc_mean")
+    acc = "–" if mean is None else f"{_pct(mean)} ± {_num(sd and 100 * sd, '.2f')}"
     welch, tost = s.get("welch_vs_seed") or {}, s.get("tost_vs_seed") or {}
     welch_text = "–" if welch.get("p") is None else f"{welch['p']:.3f}"
     if tost.get("p") is None:
@@ -32,7 +33,8 @@ def report_markdown(summary: dict) -> str:
     gpu = env.get("gpu", {})
     lines = [f"# {summary['what']}", "",
              f"Command: `{summary.get('command', '')}`  ",
-             f"Started {summary.get('started_at')}, {summary.get('elapsed_s')} s of a {summary['budget_s']:.0f} s budget"
+             f"Started {summary.get('started_at')}, {summary.get('elapsed_s')} s of a "
+             f"{summary['budget_s']:.0f} s budget"
              f"{'' if summary.get('finished') else ' (still running, or cut off)'}.  ",
              f"Machine: {gpu.get('name', 'no GPU')} ({gpu.get('memory_gib', '–')} GiB), torch {env.get('torch')}, "
              f"CUDA {env.get('torch_cuda')}, cuDNN {env.get('cudnn')}, Python {env.get('python')}, "
@@ -43,7 +45,8 @@ def report_markdown(summary: dict) -> str:
     diff = summary.get("seed_diff")
     if diff:
         lines += ["", "## seed_diff (our step against the seed's code, same weights and batches)", "",
-                  "checks: " + ", ".join(f"{k} {'ok' if v else 'FAILED'}" for k, v in (diff.get("checks") or {}).items()),
+                  "checks: " + ", ".join(f"{k} {'ok' if v else 'FAILED'}"
+                                         for k, v in (diff.get("checks") or {}).items()),
                   "(full figures: seed_diff.json)"]
     white = summary.get("whitening")
     if white:
@@ -67,10 +70,11 @@ def report_markdown(summary: dict) -> str:
     if arms:
         lines += ["", "Arms in the order they ran:", ""]
         for name, arm in arms.items():
+            attempts = arm.get("attempts") or []
             lines.append(f"- {name}: {arm.get('status')}, {arm.get('runs_done', 0)} of {arm.get('runs_planned', '?')} "
-                         f"runs, {arm.get('seconds', '–')} s" + (f", attempts {arm['attempts']}" if arm.get("attempts")
-                                                                  and len(arm["attempts"]) > 1 else "")
-                         + (f", compile_s {arm['compile_s']}" if arm.get("compile_s") else ""))
+                         f"runs, {arm.get('seconds', '–')} s"
+                         + (f", attempts {attempts}" if len(attempts) > 1 else "")
+                         + (f", compile_s {[round(c, 1) for c in arm['compile_s']]}" if arm.get("compile_s") else ""))
     benches = summary.get("bench") or []
     if benches:
         lines += ["", "## speedrun bench", "", "| width | mode | images/s | GFLOP/s | s/step | compile_s |",
