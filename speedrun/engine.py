@@ -15,6 +15,7 @@ Python float changes between steps (a float lr would recompile every step, or be
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import sys
 import time
@@ -67,10 +68,18 @@ def _compile(fn):
 
 
 def _dynamo_limits():
-    """Dynamo raises instead of silently running eager once a function has too many graphs."""
-    options = {"recompile_limit": _RECOMPILE_LIMIT, "fail_on_recompile_limit_hit": True}
-    known = torch._dynamo.config.get_config_copy()
-    return torch._dynamo.config.patch(**{k: v for k, v in options.items() if k in known})
+    """Dynamo raises instead of silently running eager once a function has too many graphs (options this
+    torch does not know are left out; the check costs a config copy, so it is made once)."""
+    return torch._dynamo.config.patch(**{k: v for k, v in _limit_options().items() if k in _known_options()})
+
+
+def _limit_options() -> dict:
+    return {"recompile_limit": _RECOMPILE_LIMIT, "fail_on_recompile_limit_hit": True}
+
+
+@functools.lru_cache(maxsize=1)
+def _known_options() -> frozenset:
+    return frozenset(torch._dynamo.config.get_config_copy())
 
 
 def sgd_step(params: list[torch.Tensor], grads: list[torch.Tensor], bufs: list[torch.Tensor], lr: torch.Tensor,
