@@ -215,24 +215,25 @@ class StepProgram:
         `start_run`."""
         self.plan.zero_()
         self.plan[0].copy_(torch.arange(self.cfg.batch_size, device=self.device) % self.n_train)
-        if self.device.type == "cuda":  # warm up on a side stream, as CUDA graph capture requires
+        if self.device.type == "cuda":  # warm up on a side stream, as CUDA graph capture requires ...
             side = torch.cuda.Stream(self.device)
             side.wait_stream(torch.cuda.current_stream(self.device))
             with torch.cuda.stream(side):
                 for _ in range(WARMUP_STEPS):
                     self._run_body()
+            if self.cfg.cuda_graph:
+                for group in self.params:  # backward inside the capture allocates the gradients in the graph's pool
+                    for q in group:
+                        q.grad = None
+                graph = torch.cuda.CUDAGraph()
+                # ... and capture on that same stream: the libraries' handles and workspaces for it exist already
+                with _dynamo_limits() if self.cfg.compile else nullcontext(), torch.cuda.graph(graph, stream=side):
+                    self._body()
+                self.graph = graph
             torch.cuda.current_stream(self.device).wait_stream(side)
         else:
             for _ in range(WARMUP_STEPS):
                 self._run_body()
-        if self.cfg.cuda_graph:
-            for group in self.params:  # backward inside the capture allocates the gradients in the graph's pool
-                for q in group:
-                    q.grad = None
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                self._body()
-            self.graph = graph
         if self.cfg.compile:  # the static-shape evaluation batch, for the live network and for an EMA copy
             x = torch.zeros(self.cfg.eval_batch_size, 3, 32, 32, device=self.device, dtype=self.precision.storage)
             x = x.contiguous(memory_format=torch.channels_last)
