@@ -172,3 +172,30 @@ def test_prepare_seed_changes_the_run_count_only(tmp_path):
     changed = [(a, b) for a, b in zip(original, copy.read_text().splitlines()) if a != b]
     assert changed == [("    for run_num in range(25):", "    for run_num in range(7):")]
     assert (tmp_path / "seed" / "cifar10" / "cifar-10-batches-py").resolve() == data.resolve()
+
+
+def test_seed_data_cache_is_the_seeds_format(tmp_path, cifar_dir):
+    """data.pt as the seed's loading block saves it: ToTensor's x/255, normalised with its mean and std, in fp16,
+    int64 labels; checked on raw pixels read straight from the files."""
+    import pickle
+
+    import torch
+
+    from speedrun.data import resolve_data_dir
+
+    out = tmp_path / "data.pt"
+    proc = subprocess.run([sys.executable, "-m", "speedrun.verify.arms", "seed-data", "--data-dir", cifar_dir,
+                           "--out", str(out), "--device", "cpu"], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    data = torch.load(out)
+    assert data["train"]["images"].shape == (50_000, 3, 32, 32) and data["eval"]["images"].shape == (10_000, 3, 32, 32)
+    assert data["train"]["images"].dtype == torch.float16 and data["eval"]["targets"].dtype == torch.int64
+    with open(resolve_data_dir(cifar_dir) / "test_batch", "rb") as f:
+        raw = pickle.load(f, encoding="bytes")
+    pixels = torch.tensor(raw[b"data"][:5], dtype=torch.uint8).view(5, 3, 32, 32)
+    mean = torch.tensor([0.4913997551666284, 0.48215855929893703, 0.4465309133731618]).view(1, 3, 1, 1)
+    std = torch.tensor([0.24703225141799082, 0.24348516474564, 0.26158783926049628]).view(1, 3, 1, 1)
+    expected = ((pixels.float() / 255 - mean) / std).half()  # the seed: ToTensor, then (x - mean) / std, .half()
+    assert torch.equal(data["eval"]["images"][:5], expected)
+    assert data["eval"]["targets"][:5].tolist() == list(raw[b"labels"][:5])

@@ -22,6 +22,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import sys
 import tempfile
 from datetime import datetime, timezone
@@ -37,6 +38,7 @@ from .stats import arm_summary, time_ratio, tost, welch
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: children run with it on PYTHONPATH
 ARMS = ("seed-1", "ours-eager", "ours-fast", "seed-2")
+SHM_NEEDED = 2 * 2**30  # bytes free in /dev/shm for the seed's own DataLoader (a 600 MB batch), with room
 
 
 class Proof:
@@ -136,6 +138,7 @@ class Proof:
         if self.plan.seed_arm == "main.py":
             folder = self.work / "seed"
             script = prepare_seed(self.seed_main, folder, self.data_dir, runs)
+            self._seed_data(folder)
             cmd, cwd = [sys.executable, script.name], folder
         else:
             flags = list(self.plan.seed_cpu_flags)
@@ -153,6 +156,22 @@ class Proof:
         self.summary["arms"][arm] = dict(kind=self.plan.seed_arm, status=outcome.status, runs_planned=runs,
                                          runs_done=len(finished), rows_cut_off=partial_rows,
                                          seconds=round(outcome.seconds, 1))
+
+    def _seed_data(self, folder: Path) -> None:
+        """The seed loads CIFAR-10 itself (torchvision, from the linked folder, then a DataLoader whose worker
+        hands the whole set over through /dev/shm) and caches it as data.pt; a later seed process reads that.
+        Where /dev/shm is too small for that hand-over (600 MB), data.pt is written for it instead."""
+        if (folder / "data.pt").exists() or "seed_data" in self.summary:
+            return
+        free = shutil.disk_usage("/dev/shm").free if os.path.isdir("/dev/shm") else 0
+        if free >= SHM_NEEDED:
+            self.summary["seed_data"] = f"the seed's own loader (torchvision) from {self.data_dir}"
+            return
+        self.summary["seed_data"] = (f"data.pt written for the seed from {self.data_dir} (/dev/shm has "
+                                     f"{free / 2**30:.2f} GiB free, the seed's DataLoader needs about 0.6)")
+        run_child([sys.executable, "-m", "speedrun.verify.arms", "seed-data", "--data-dir", str(self.data_dir),
+                   "--out", str(folder / "data.pt")], limit_s=min(60.0, self.clock.left()), log=self.log, cwd=ROOT,
+                  env=self.env)
 
     def _our_arm(self, arm: str, runs: int, limit: float) -> None:
         """Our runs in one process; for the fast arm, the next mode when one trains no run (a failed build)."""

@@ -1,6 +1,7 @@
 """The side-by-side's arms, each one process: `ours` (N runs of our trainer, records appended to a JSON-lines
 file as each finishes), `seed-cpu` (the seed's own main() on the CPU through seed_load, for dry runs) and
-`standin` (our trainer printing the seed's table, for dry runs where the seed's file is absent).
+`standin` (our trainer printing the seed's table, for dry runs where the seed's file is absent); and
+`seed-data`, the seed's data cache written from a CIFAR-10 folder.
 
 On a GPU the seed arm is no wrapper: the seed's main.py itself runs in a prepared folder (see `prepare_seed`).
 """
@@ -42,6 +43,23 @@ def prepare_seed(seed_main: str | Path, folder: Path, data_dir: Path, runs: int)
         link.unlink()
     link.symlink_to(batches.resolve(), target_is_directory=True)
     return copy
+
+
+def _seed_data(args) -> int:
+    """The seed's own data cache, data.pt, in its format, from the given CIFAR-10 folder: normalised fp16 images
+    and int64 labels on the GPU (train and eval), as its loading block saves them (it also shuffles the training
+    set once, which changes nothing: whitening and batches permute it anyway). For machines whose /dev/shm
+    cannot carry the seed's DataLoader (a 600 MB batch from a worker process)."""
+    import torch
+
+    from ..data import get_dataset
+
+    data = get_dataset("cifar10", args.data_dir, None, None, torch.device(args.device), torch.float16)
+    cache = {"train": {"images": data.train_x.contiguous(), "targets": data.train_y},
+             "eval": {"images": data.test_x.contiguous(), "targets": data.test_y}}
+    torch.save(cache, args.out)
+    print(f"wrote the seed's data.pt from {data.source}: {len(data.train_y)} + {len(data.test_y)} images", flush=True)
+    return 0
 
 
 def append_line(path: str | Path, obj: dict) -> None:
@@ -117,7 +135,13 @@ def main(argv: list[str] | None = None) -> int:
     for name, default in (("runs", 2), ("width", 4), ("epochs", 3), ("train_images", 1024), ("test_images", 1000),
                           ("batch_size", 256)):
         c.add_argument("--" + name.replace("_", "-"), type=int, default=default)
+    d = sub.add_parser("seed-data", help="write the seed's data.pt from a CIFAR-10 folder (CUDA)")
+    d.add_argument("--data-dir", required=True)
+    d.add_argument("--out", required=True)
+    d.add_argument("--device", default="cuda", help="where the tensors live (the seed loads them onto CUDA)")
     args = parser.parse_args(argv)
+    if args.arm == "seed-data":
+        return _seed_data(args)
     if args.arm == "ours":
         return _ours(args, config_from_args(args))
     if args.arm == "standin":

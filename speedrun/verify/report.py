@@ -58,7 +58,8 @@ def report_markdown(summary: dict) -> str:
     if sbs:
         lines += ["", "## Side by side (final EMA test accuracy; training time per run)", "",
                   "Times: median over runs that were not their process's first. Welch and TOST (±0.2 points) "
-                  "against the seed's runs pooled over both seed arms.", "",
+                  "against the seed's runs pooled over both seed arms."
+                  + (f" The seed's data: {summary['seed_data']}." if summary.get("seed_data") else ""), "",
                   "| arm | n | EMA accuracy, mean ± SD (points) | n timed | median train_time_s | ours/seed time | "
                   "Welch p | TOST |", "|---|---|---|---|---|---|---|---|"]
         for name in ("seed", "ours-eager", "ours-fast"):
