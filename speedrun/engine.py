@@ -6,9 +6,10 @@ with the same key re-initialises the weights, BN statistics and momentum buffers
 compiled graphs and the CUDA graph, so a study worker compiles each network once, never counts compilation as
 training time (the record's `compile_s` holds it), and never piles up Dynamo recompiles.
 
-One step reads its batch from static slots: the training set (reflect-padded) and labels, copied in once per run,
-and a 4×B plan (indices, crop offsets, flips) copied in before each step; the lr factor is a device tensor.
-So one step costs two tiny copies and one graph replay (or three compiled calls without the graph). The
+One step reads its batch from static slots: the training set (reflect-padded) and labels, copied in once per run
+(one copy per process, shared by its programs), and a 4×B plan (indices, crop offsets, flips) copied in before
+each step; the lr factor is a device tensor. So one step costs two tiny copies and one graph replay (or three
+compiled calls without the graph). The
 optimiser is our foreach Nesterov SGD with a tensor lr: the same update as torch.optim.SGD, written so that no
 Python float changes between steps (a float lr would recompile every step, or be baked into a captured graph).
 """
@@ -50,6 +51,7 @@ WARMUP_STEPS = 3  # untimed steps that compile, pick cuDNN algorithms and settle
 _RECOMPILE_LIMIT = 2 * MAX_PROGRAMS + 4
 
 _PROGRAMS: OrderedDict = OrderedDict()
+_SLOTS: dict = {}
 
 
 def fast(cfg: TrainConfig) -> bool:
@@ -143,8 +145,7 @@ class StepProgram:
         self.peaks = [torch.tensor(cfg.lr, device=device), torch.tensor(cfg.lr * cfg.lr_bias_scale, device=device)]
         self.decays = [cfg.weight_decay, cfg.weight_decay / cfg.lr_bias_scale]
         b, p = cfg.batch_size, cfg.pad
-        self.padded = torch.zeros(n_train, 3, 32 + 2 * p, 32 + 2 * p, device=device, dtype=precision.storage)
-        self.labels = torch.zeros(n_train, dtype=torch.long, device=device)
+        self.padded, self.labels = _data_slots(device, precision.storage, n_train, p)
         self.plan = torch.zeros(4, b, dtype=torch.long, device=device)
         self.factor = torch.zeros((), device=device)
         self.loss_sum = torch.zeros((), device=device)
@@ -247,6 +248,16 @@ class StepProgram:
             torch.cuda.synchronize(self.device)
 
 
+def _data_slots(device: torch.device, dtype: torch.dtype, n: int, pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The static training-set slots (padded images, labels) for this shape, shared by every program of the
+    process: runs are sequential and each copies its data in first, so one copy of the set serves all widths."""
+    key = (str(device), dtype, n, pad)
+    if key not in _SLOTS:
+        _SLOTS[key] = (torch.zeros(n, 3, 32 + 2 * pad, 32 + 2 * pad, device=device, dtype=dtype),
+                       torch.zeros(n, dtype=torch.long, device=device))
+    return _SLOTS[key]
+
+
 def program_key(cfg: TrainConfig, device: torch.device, precision: Precision, n_train: int) -> tuple:
     return (str(device), precision.name, n_train, compile_backend() if cfg.compile else None,
             *(getattr(cfg, f) for f in PROGRAM_FIELDS))
@@ -295,6 +306,7 @@ def _is_limit_hit(exc: BaseException) -> bool:
 
 
 def clear_programs() -> None:
-    """Drop every program and every compiled graph of this process."""
+    """Drop every program, its data slots and every compiled graph of this process."""
     _PROGRAMS.clear()
+    _SLOTS.clear()
     torch._dynamo.reset()
