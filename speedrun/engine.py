@@ -66,7 +66,9 @@ def compile_backend() -> str:
 
 
 def _compile(fn):
-    return torch.compile(fn, dynamic=False, backend=compile_backend())
+    # fullgraph: a graph break would run part of the step eager without a word; here it is an error instead.
+    # dynamic=False: one static graph per shape (each width its own), never a slower symbolic-shape graph.
+    return torch.compile(fn, dynamic=False, fullgraph=True, backend=compile_backend())
 
 
 def _dynamo_limits():
