@@ -199,3 +199,23 @@ def test_seed_data_cache_is_the_seeds_format(tmp_path, cifar_dir):
     expected = ((pixels.float() / 255 - mean) / std).half()  # the seed: ToTensor, then (x - mean) / std, .half()
     assert torch.equal(data["eval"]["images"][:5], expected)
     assert data["eval"]["targets"][:5].tolist() == list(raw[b"labels"][:5])
+
+
+def test_a_broken_stage_is_recorded_and_the_rest_runs(tmp_path, monkeypatch):
+    """An exception inside one arm (here the seed's preparation) lands in the summary; the proof goes on."""
+    from speedrun.verify import __main__ as proof_main
+    from speedrun.verify.plan import dry_plan
+    from speedrun.verify.stages import Clock
+
+    plan = dry_plan(None, tmp_path)
+    proof = proof_main.Proof(plan, tmp_path, tmp_path / "work", Clock(60), None, None)
+
+    def broken(*args, **kwargs):
+        raise SeedError("the seed broke")
+
+    monkeypatch.setattr(proof, "_seed_arm", broken)
+    monkeypatch.setattr(proof, "_our_arm", lambda arm, runs, limit: proof.summary["arms"].update({arm: {"status": "ok"}}))
+    proof.side_by_side()
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["errors"] == ["seed-1: SeedError: the seed broke", "seed-2: SeedError: the seed broke"]
+    assert summary["arms"]["ours-eager"]["status"] == "ok" and "ERROR: seed-1" in (tmp_path / "README.md").read_text()

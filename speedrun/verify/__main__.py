@@ -19,6 +19,7 @@ whitening.json, bench.json. A run cut off at any point leaves what it had.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -28,6 +29,7 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..seed_load import SEED_BLOB, git_blob_id
 from ..writer import atomic_write_text, strict_json, write_json
 from .arms import prepare_seed
 from .plan import FAST_MODES, Plan, dry_plan, gpu_plan
@@ -83,9 +85,8 @@ class Proof:
         self.save()
 
     def seed_diff(self) -> None:
-        if self.stage("seed_diff", self.plan.diff_args, self.plan.limits["seed_diff"],
-                      "skipped: the seed's main.py is absent (dry run)"):
-            pass
+        self.stage("seed_diff", self.plan.diff_args, self.plan.limits["seed_diff"],
+                   "skipped: the seed's main.py is absent (dry run)")
         result = self._read_json("seed_diff.json")
         if result is not None:
             self.summary["seed_diff"] = dict(ok=result.get("ok"), checks=result.get("checks"),
@@ -118,11 +119,23 @@ class Proof:
                 self.save()
                 continue
             runs = self._trimmed_runs(arm, share)
-            if arm.startswith("seed"):
-                self._seed_arm(arm, runs, share)
-            else:
-                self._our_arm(arm, runs, share)
+            with self.guard(arm):
+                if arm.startswith("seed"):
+                    self._seed_arm(arm, runs, share)
+                else:
+                    self._our_arm(arm, runs, share)
             self._statistics()
+            self.save()
+
+    @contextlib.contextmanager
+    def guard(self, what: str):
+        """An error in one stage is recorded and the proof goes on to the next."""
+        try:
+            yield
+        except Exception as exc:  # noqa: BLE001 - whatever broke, the later stages still run
+            message = f"{what}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            self.summary.setdefault("errors", []).append(message)
+            self.log(f"ERROR in {message}")
             self.save()
 
     def _trimmed_runs(self, arm: str, share: float) -> int:
@@ -272,6 +285,11 @@ def main(argv: list[str] | None = None) -> int:
             problems.append(f"--data-dir {args.data_dir!r} is not a folder; give the CIFAR-10 folder")
         if seed_main is None or not seed_main.is_file():
             problems.append(f"--seed-main {args.seed_main!r} is not a file; give the seed's main.py")
+        elif git_blob_id(seed_main.read_bytes()) != SEED_BLOB:
+            problems.append(f"--seed-main {seed_main} is not hlb-CIFAR10 main.py at 8959293 (git blob "
+                            f"{git_blob_id(seed_main.read_bytes())}, expected {SEED_BLOB})")
+        if args.runs < 2:
+            problems.append(f"--runs {args.runs}: give 2 or more (each process's first run is left out of the time)")
         if problems:
             print("error: " + "; ".join(problems), file=sys.stderr)
             return 2
@@ -283,11 +301,11 @@ def main(argv: list[str] | None = None) -> int:
         proof = Proof(plan, out, work, clock, data_dir, seed_main)
         given = argv if argv is not None else sys.argv[1:]
         proof.summary["command"] = " ".join(["python -m speedrun.verify", *given])
-        proof.environment()
-        proof.seed_diff()
-        proof.whitening()
-        proof.side_by_side()
-        proof.benches()
+        for name, stage in (("environment", proof.environment), ("seed_diff", proof.seed_diff),
+                            ("whitening", proof.whitening), ("side-by-side", proof.side_by_side),
+                            ("bench", proof.benches)):
+            with proof.guard(name):
+                stage()
         proof.summary["nvidia_smi_at_end"] = nvidia_smi()  # clocks and temperature after the load
         proof.summary["finished"] = True
         proof.save()

@@ -42,6 +42,8 @@ def report_markdown(summary: dict) -> str:
              "## Stages", "", "| stage | status | seconds |", "|---|---|---|"]
     for name, st in summary.get("stages", {}).items():
         lines.append(f"| {name} | {st.get('status')} | {st.get('seconds', '')} |")
+    for error in summary.get("errors") or []:
+        lines.append(f"\nERROR: {error}")
     diff = summary.get("seed_diff")
     if diff:
         lines += ["", "## seed_diff (our step against the seed's code, same weights and batches)", "",
