@@ -214,7 +214,8 @@ def test_a_broken_stage_is_recorded_and_the_rest_runs(tmp_path, monkeypatch):
         raise SeedError("the seed broke")
 
     monkeypatch.setattr(proof, "_seed_arm", broken)
-    monkeypatch.setattr(proof, "_our_arm", lambda arm, runs, limit: proof.summary["arms"].update({arm: {"status": "ok"}}))
+    monkeypatch.setattr(proof, "_our_arm",
+                        lambda arm, runs, limit: proof.summary["arms"].update({arm: {"status": "ok"}}))
     proof.side_by_side()
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["errors"] == ["seed-1: SeedError: the seed broke", "seed-2: SeedError: the seed broke"]
