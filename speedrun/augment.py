@@ -5,7 +5,9 @@ import torch
 
 from .config import TrainConfig
 
-__all__ = ["draw_augmentation", "augment_batch", "epoch_plan"]
+__all__ = ["draw_augmentation", "augment_batch", "augment_epoch", "epoch_plan", "EPOCH_CHUNK"]
+
+EPOCH_CHUNK = 8192  # images gathered at once by augment_epoch: bounds its temporary copy of padded images
 
 
 def draw_augmentation(n: int, cfg: TrainConfig, gen: torch.Generator):
@@ -33,6 +35,20 @@ def augment_batch(padded: torch.Tensor, index: torch.Tensor, dy: torch.Tensor, d
     flat = (rows[:, :, None] * wp + cols[:, None, :]).view(b, 1, size * size).expand(b, c, size * size)
     out = x.reshape(b, c, hp * wp).gather(2, flat).view(b, c, size, size)
     return out.contiguous(memory_format=torch.channels_last)
+
+
+def augment_epoch(padded: torch.Tensor, order: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, flip: torch.Tensor,
+                  size: int = 32) -> torch.Tensor:
+    """The epoch's crops and flips for the images in `order` (dy, dx, flip indexed by image), in that order, as
+    one channels_last tensor whose rows i·B..(i+1)·B are exactly `augment_batch` of batch i (a gather is exact).
+    Done chunk by chunk, so the temporary copy of padded images stays small."""
+    n, c = order.shape[0], padded.shape[1]
+    out = torch.empty((n, c, size, size), dtype=padded.dtype, device=padded.device,
+                      memory_format=torch.channels_last)
+    for start in range(0, n, EPOCH_CHUNK):
+        idx = order[start:start + EPOCH_CHUNK]
+        out[start:start + idx.shape[0]] = augment_batch(padded, idx, dy[idx], dx[idx], flip[idx], size)
+    return out
 
 
 def epoch_plan(perm: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:

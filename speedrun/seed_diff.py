@@ -26,7 +26,7 @@ from .runtime import PRECISIONS, resolve_device, resolve_precision
 from .seed_load import SeedError, load_seed, seed_name
 
 # The module, not the function `speedrun.train` that the package exports under the same name: its loop's
-# collaborators (train_step, augment_batch, EMA) are patched to record what happens.
+# collaborators (train_step, draw_augmentation, EMA) are patched to record what happens.
 train_module = importlib.import_module(".train", __package__)
 
 __all__ = ["DiffSetup", "run_diff", "report_lines", "main"]
@@ -83,7 +83,7 @@ class _Side:
 
 def _run_ours(setup: DiffSetup, data, cfg: TrainConfig) -> tuple[_Side, list]:
     side, batches, last = _Side(frozenset(setup.steps) | {0}), [], max(setup.steps)
-    real_step, real_augment, real_ema = train_module.train_step, train_module.augment_batch, train_module.EMA
+    real_step, real_draw, real_ema = train_module.train_step, train_module.draw_augmentation, train_module.EMA
     net_box: list = []
 
     def train_step(model, optimizer, *args, **kwargs):
@@ -98,9 +98,13 @@ def _run_ours(setup: DiffSetup, data, cfg: TrainConfig) -> tuple[_Side, list]:
         side.steps += 1
         return out
 
-    def augment_batch(padded, index, dy, dx, flip, *args, **kwargs):
-        batches.append((index.clone(), dy.clone(), dx.clone(), flip.clone()))
-        return real_augment(padded, index, dy, dx, flip, *args, **kwargs)
+    def draw_augmentation(n, config, gen):  # the epoch's plan, recorded batch by batch
+        perm, dy, dx, flip = real_draw(n, config, gen)
+        b = config.batch_size
+        for i in range(n // b):
+            index = perm[i * b:(i + 1) * b]
+            batches.append((index.clone(), dy[index].clone(), dx[index].clone(), flip[index].clone()))
+        return perm, dy, dx, flip
 
     class EMA(real_ema):
         def __init__(self, net):
@@ -116,7 +120,7 @@ def _run_ours(setup: DiffSetup, data, cfg: TrainConfig) -> tuple[_Side, list]:
             side.snapshot(net_box[0])
 
     with mock.patch.object(train_module, "train_step", train_step), \
-            mock.patch.object(train_module, "augment_batch", augment_batch), \
+            mock.patch.object(train_module, "draw_augmentation", draw_augmentation), \
             mock.patch.object(train_module, "EMA", EMA), contextlib.suppress(_Enough):
         train_module.train(cfg, data=data, progress=progress)
     side.net = net_box[0]

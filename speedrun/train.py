@@ -9,7 +9,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .augment import augment_batch, draw_augmentation, epoch_plan
+from .augment import augment_batch, augment_epoch, draw_augmentation, epoch_plan
 from .config import TrainConfig
 from .data import Dataset, get_dataset
 from .ema import EMA
@@ -100,34 +100,35 @@ def evaluate(net: nn.Module, data: Dataset, cfg: TrainConfig, autocast, logits_f
 
 class _EagerSteps:
     """The eager step: torch.optim.SGD with float lrs, as the seed steps (tests/test_seed_diff.py holds it to
-    the seed's own code bit for bit on CPU)."""
+    the seed's own code bit for bit on CPU). Like the seed, it crops and flips the epoch's images in one go at
+    the epoch's start and keeps each step's outputs until the epoch's end, where the table's sums are taken:
+    a step launches nothing but the network's and the optimiser's kernels (the step is launch-bound on fast GPUs)."""
 
-    def __init__(self, cfg: TrainConfig, data: Dataset, device: torch.device, precision: Precision):
-        self.cfg, self.data = cfg, data
+    def __init__(self, cfg: TrainConfig, data: Dataset, device: torch.device, precision: Precision, steps: int):
+        self.cfg, self.data, self.steps = cfg, data, steps
         self.net, self.optimizer, self.loss_fn, self.autocast = build_training(cfg, data, device, precision)
         self.padded = data.padded(cfg.pad)
-        self.loss_sum = torch.zeros((), device=device)
-        self.correct = torch.zeros((), device=device)
 
     def epoch(self, perm, dy, dx, flip) -> None:
-        self.perm, self.dy, self.dx, self.flip = perm, dy, dx, flip
+        used = perm[:self.steps * self.cfg.batch_size]  # each epoch drops the last partial batch
+        self.x = augment_epoch(self.padded, used, dy, dx, flip)
+        self.y = self.data.train_y[used]
+        self.outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def step(self, i: int, factor: float) -> None:
         b = self.cfg.batch_size
-        idx = self.perm[i * b:(i + 1) * b]
-        x = augment_batch(self.padded, idx, self.dy[idx], self.dx[idx], self.flip[idx])
-        y = self.data.train_y[idx]
+        x, y = self.x[i * b:(i + 1) * b], self.y[i * b:(i + 1) * b]
         for group in self.optimizer.param_groups:
             group["lr"] = group["peak_lr"] * factor
         logits, losses = train_step(self.net, self.optimizer, self.loss_fn, x, y, self.cfg.loss_scale, self.autocast)
-        self.loss_sum += losses.detach().float().sum()
-        self.correct += (logits.detach().argmax(dim=1) == y).sum()
+        self.outputs.append((losses.detach(), logits.detach()))
 
     def take_sums(self) -> tuple[float, int]:
-        sums = self.loss_sum.item(), int(self.correct.item())
-        self.loss_sum.zero_()
-        self.correct.zero_()
-        return sums
+        losses = torch.cat([loss for loss, _ in self.outputs])
+        logits = torch.cat([logits for _, logits in self.outputs])
+        correct = (logits.argmax(dim=1) == self.y[:losses.shape[0]]).sum()
+        self.outputs = []
+        return losses.float().sum().item(), int(correct.item())
 
 
 class _ProgramSteps:
@@ -184,7 +185,7 @@ def train(config: TrainConfig, *, data: Dataset | None = None,
 
         # --- network, with whitening filters from every (un-augmented) training image
         if program is None:
-            steps = _EagerSteps(cfg, data, device, precision)
+            steps = _EagerSteps(cfg, data, device, precision, d.steps_per_epoch)
             logits_fn = None
         else:
             steps = _ProgramSteps(cfg, data, device, precision, program, init_state(cfg, data, precision))
