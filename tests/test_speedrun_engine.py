@@ -3,6 +3,7 @@
 Compiled runs here use torch.compile's aot_eager backend (Dynamo and AOTAutograd as on a GPU, without inductor's
 minutes of C++ code generation on a CPU); results/compile-check/ holds real inductor runs against eager ones."""
 import dataclasses
+import math
 import warnings
 
 import pytest
@@ -166,3 +167,31 @@ def test_cuda_graph_replays_the_compiled_step():
     for record in (graphed, both):
         assert record["status"] == "ok" and record["compile_s"] > 0
         assert record["train_loss"] == pytest.approx(eager["train_loss"], rel=2e-2)
+
+
+def test_fp16_program_steps(monkeypatch):
+    """The GPU's precision through the program, on the CPU (train() refuses fp16 there; the kernels exist): fp16
+    weights, data and logits, fp32 lr and sums, a few steps that learn something and stay fp16."""
+    from speedrun.augment import draw_augmentation, epoch_plan
+    from speedrun.data import get_dataset
+    from speedrun.runtime import PRECISIONS
+    from speedrun.train import init_state
+
+    monkeypatch.setenv("SPEEDRUN_COMPILE_BACKEND", "eager")
+    cfg, precision, device = tiny_config(compile=True), PRECISIONS["fp16"], torch.device("cpu")
+    data = get_dataset("synthetic", None, 512, 256, device, precision.storage)
+    engine.clear_programs()
+    try:
+        program, _ = engine.get_program(cfg, device, precision, 512)
+        torch.manual_seed(0)
+        program.start_run(init_state(cfg, data, precision), data.padded(cfg.pad), data.train_y)
+        start = program.net.head.weight.detach().clone()
+        plan = epoch_plan(*draw_augmentation(512, cfg, torch.Generator().manual_seed(0)))
+        for i in range(4):
+            program.step(plan[:, i * 128:(i + 1) * 128], 0.5)
+        loss, correct = program.take_sums()
+    finally:
+        engine.clear_programs()
+    assert all(p.dtype == torch.float16 for p in program.net.parameters())
+    assert math.isfinite(loss) and 0 < loss / 512 < 5 and 0 <= correct <= 512
+    assert not torch.equal(program.net.head.weight, start), "the steps moved the weights"
