@@ -33,7 +33,7 @@ METRIC = "ema_val_acc"  # the headline: final EMA test accuracy, a fraction in [
 STATUSES = ("ok", "failed", "diverged")
 # Config fields that say where/how a run executed but cannot change its result; they never define a grid cell.
 # A mirror of speedrun.config.EXECUTION_FIELDS, because analysis must not import speedrun; a test compares the two.
-EXECUTION_FIELDS = frozenset({"device", "data_dir", "compile", "threads", "eval_batch_size"})
+EXECUTION_FIELDS = frozenset({"device", "data_dir", "compile", "cuda_graph", "threads", "eval_batch_size"})
 _FIRST_COLUMNS = ("run_id", "study", "status", "width", "epochs", "seed", METRIC, "val_acc", "train_time_s",
                   "train_flops", "num_params")
 

@@ -91,8 +91,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
             write_json(args.out, result)
         return 0
     result = bench(config_from_args(args), steps=args.steps, warmup=args.warmup)
-    print(f"width {result['width']} {result['precision']} on {result['device_name']}"
-          f"{' (compiled)' if result['compile'] else ''}: {result['images_per_s']:.1f} images/s, "
+    mode = " + ".join(m for m, on in (("compiled", result["compile"]), ("CUDA graph", result["cuda_graph"])) if on)
+    built = f" ({mode}, built in {result['compile_s']:.1f} s)" if mode else ""
+    print(f"width {result['width']} {result['precision']} on {result['device_name']}{built}: "
+          f"{result['images_per_s']:.1f} images/s, "
           f"{result['train_gflops_per_s']:.1f} GFLOP/s ({result['seconds_per_step']:.3f} s/step of "
           f"{result['batch_size']})")
     if args.out:
@@ -122,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_flags(p, only=("width", "epochs", "se_ratio", "batch_size", "train_subset", "ema_epochs", "warmup_frac"))
     p.set_defaults(func=cmd_info)
     p = sub.add_parser("bench", help="training throughput on synthetic data")
-    add_config_flags(p, only=("width", "device", "precision", "compile", "threads", "batch_size", "seed"))
+    add_config_flags(p, only=("width", "device", "precision", "compile", "cuda_graph", "threads", "batch_size", "seed"))
     p.add_argument("--steps", type=int, default=10, help="timed steps (with --gemm: timed products per dtype)")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     p.add_argument("--gemm", action="store_true",

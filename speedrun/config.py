@@ -21,7 +21,7 @@ DATA_SOURCES = ("cifar10", "synthetic")
 
 # Fields that say *where/how* a run executes but cannot change its result; they stay out of run_id so the
 # same run is recognised on another machine and results folders can be merged.
-EXECUTION_FIELDS = frozenset({"device", "data_dir", "compile", "threads", "eval_batch_size"})
+EXECUTION_FIELDS = frozenset({"device", "data_dir", "compile", "cuda_graph", "threads", "eval_batch_size"})
 
 # Fields added after run records were committed, each with the value that reproduces the behaviour those records
 # ran with. While a field holds that value it stays out of run_id, so every existing run keeps its id (a test
@@ -56,7 +56,8 @@ class TrainConfig:
     # --- execution
     device: str = "auto"  # auto (cuda -> mps -> cpu), cpu, cuda, cuda:N, mps
     precision: str = "auto"  # auto or a name in runtime.PRECISIONS (fp32, bf16, fp16); auto: fp16 on CUDA, else fp32
-    compile: bool = False  # wrap the network in torch.compile
+    compile: bool = False  # torch.compile the training step and the evaluation (built once per process; compile_s)
+    cuda_graph: bool = False  # capture each training step in one CUDA graph and replay it (CUDA only)
     threads: int | None = None  # CPU threads for torch (None: torch's default)
     # --- data
     data: str = "cifar10"  # cifar10, or synthetic (random but learnable; for tests and benchmarks only)
@@ -246,7 +247,7 @@ def _validate(c: TrainConfig) -> None:
             fail(name, "a number >= 0")
         if name in _UNIT_FLOATS and not 0 <= v <= 1:
             fail(name, "a number in [0, 1]")
-    for name in ("compile", "crop_quirk", "tta"):
+    for name in ("compile", "cuda_graph", "crop_quirk", "tta"):
         if not isinstance(getattr(c, name), bool):
             fail(name, "true or false")
     if not isinstance(c.device, str) or not (c.device in DEVICES or _is_cuda_index(c.device)):

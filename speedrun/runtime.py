@@ -15,7 +15,7 @@ from typing import Callable, ContextManager
 import torch
 
 __all__ = ["Precision", "PRECISIONS", "AUTO_PRECISION", "precision_names", "resolve_precision", "resolve_device",
-           "synchronize", "device_name"]
+           "synchronize", "device_name", "prepare_device"]
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,18 @@ def resolve_device(name: str) -> torch.device:
     if name == "mps" and not torch.backends.mps.is_available():
         raise RuntimeError("device='mps' but MPS is not available here; use --device cpu or auto")
     return torch.device(name)
+
+
+def prepare_device(device: torch.device) -> None:
+    """Execution settings for training on `device`. On CUDA, cuDNN benchmarks its convolution algorithms for
+    each new shape and keeps the fastest. That changes which kernels run, not what they compute: the algorithms
+    differ only in floating-point summation order (as cuDNN's default choice already varies between GPUs and
+    versions, and its weight gradients are not bit-reproducible anyway), so it is an execution choice like
+    the GPU model; the GPU proof's side-by-side checks that accuracy stays the seed's (Welch and TOST). The
+    seed leaves it off (commented out, "can go either way"); the benchmarking costs the first steps of each
+    shape, once per process."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
 
 
 def synchronize(device: torch.device) -> None:

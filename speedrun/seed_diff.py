@@ -26,7 +26,7 @@ from .runtime import PRECISIONS, resolve_device, resolve_precision
 from .seed_load import SeedError, load_seed, seed_name
 
 # The module, not the function `speedrun.train` that the package exports under the same name: its loop's
-# collaborators (train_step, augment_batch, EMA) are patched to record what happens.
+# collaborators (train_step, draw_augmentation, EMA) are patched to record what happens.
 train_module = importlib.import_module(".train", __package__)
 
 __all__ = ["DiffSetup", "run_diff", "report_lines", "main"]
@@ -71,7 +71,7 @@ class _Side:
     ema_copy_step: int | None = None
     ema_updates: int = 0
     ema_net: torch.nn.Module | None = None
-    net: torch.nn.Module | None = None  # the seed's network, once built
+    net: torch.nn.Module | None = None  # the network this side trains (the seed's, once built)
 
     def snapshot(self, net: torch.nn.Module, reverse: dict | None = None) -> None:
         """State after `self.steps` steps under OUR names (`reverse` maps the seed's names to ours)."""
@@ -83,7 +83,7 @@ class _Side:
 
 def _run_ours(setup: DiffSetup, data, cfg: TrainConfig) -> tuple[_Side, list]:
     side, batches, last = _Side(frozenset(setup.steps) | {0}), [], max(setup.steps)
-    real_step, real_augment, real_ema = train_module.train_step, train_module.augment_batch, train_module.EMA
+    real_step, real_draw, real_ema = train_module.train_step, train_module.draw_augmentation, train_module.EMA
     net_box: list = []
 
     def train_step(model, optimizer, *args, **kwargs):
@@ -98,9 +98,13 @@ def _run_ours(setup: DiffSetup, data, cfg: TrainConfig) -> tuple[_Side, list]:
         side.steps += 1
         return out
 
-    def augment_batch(padded, index, dy, dx, flip, *args, **kwargs):
-        batches.append((index.clone(), dy.clone(), dx.clone(), flip.clone()))
-        return real_augment(padded, index, dy, dx, flip, *args, **kwargs)
+    def draw_augmentation(n, config, gen):  # the epoch's plan, recorded batch by batch
+        perm, dy, dx, flip = real_draw(n, config, gen)
+        b = config.batch_size
+        for i in range(n // b):
+            index = perm[i * b:(i + 1) * b]
+            batches.append((index.clone(), dy[index].clone(), dx[index].clone(), flip[index].clone()))
+        return perm, dy, dx, flip
 
     class EMA(real_ema):
         def __init__(self, net):
@@ -116,14 +120,15 @@ def _run_ours(setup: DiffSetup, data, cfg: TrainConfig) -> tuple[_Side, list]:
             side.snapshot(net_box[0])
 
     with mock.patch.object(train_module, "train_step", train_step), \
-            mock.patch.object(train_module, "augment_batch", augment_batch), \
+            mock.patch.object(train_module, "draw_augmentation", draw_augmentation), \
             mock.patch.object(train_module, "EMA", EMA), contextlib.suppress(_Enough):
         train_module.train(cfg, data=data, progress=progress)
+    side.net = net_box[0]
     return side, batches
 
 
 def _run_seed(setup: DiffSetup, data, cfg: TrainConfig, ours: _Side, batches: list, seed_file: str,
-              dtype: torch.dtype) -> _Side:
+              dtype: torch.dtype) -> tuple[_Side, type]:
     side, last = _Side(ours.wanted), max(setup.steps)
     padded = data.padded(cfg.pad)
     seed_data = {"train": {"images": data.train_x, "targets": data.train_y},
@@ -165,7 +170,9 @@ def _run_seed(setup: DiffSetup, data, cfg: TrainConfig, ours: _Side, batches: li
         if side.steps == cfg.derived(data.train_x.shape[0]).total_steps and side.steps in side.wanted:
             side.snapshot(side.net, reverse=reverse)
 
-    class NetworkEMA(ns["NetworkEMA"]):
+    seed_ema = ns["NetworkEMA"]  # the seed's own class, before the recording subclass below replaces it
+
+    class NetworkEMA(seed_ema):
         def __init__(self, net, decay):
             super().__init__(net, decay)
             side.ema_copy_step, side.ema_net = side.steps - 1, self.net_ema
@@ -184,7 +191,7 @@ def _run_seed(setup: DiffSetup, data, cfg: TrainConfig, ours: _Side, batches: li
     finally:
         hook.remove()
     side.lrs = [step_lrs[i:i + 2] for i in range(0, len(step_lrs), 2)]  # opt (non-bias), then opt_bias
-    return side
+    return side, seed_ema
 
 
 def _compare(a: dict, b: dict) -> dict:
@@ -206,6 +213,26 @@ def _compare(a: dict, b: dict) -> dict:
     return out
 
 
+def _ema_arithmetic(ours: _Side, seed_ema: type, decay: float) -> dict:
+    """Our EMA update (the one training uses on this device: foreach kernels on CUDA) against the seed's
+    NetworkEMA.update on the same pair of states, bit for bit: the live network after the last compared step
+    and, as the average, our EMA there (else the initial state). Training noise cannot enter: only the
+    arithmetic is compared."""
+    live = ours.net
+    start = ours.ema_net.state_dict() if ours.ema_net is not None else ours.states[0]["net"]
+    mine = train_module.EMA(live)
+    theirs = seed_ema(live, decay=decay)
+    with torch.no_grad():
+        for target in (mine.net, theirs.net_ema):
+            for name, value in target.state_dict().items():
+                value.copy_(start[name])
+    mine.update(decay)
+    theirs.update(live)
+    a, b = mine.net.state_dict(), theirs.net_ema.state_dict()
+    differing = sorted(k for k in a if not torch.equal(a[k], b[k]))
+    return dict(foreach=mine.foreach, entries=len(a), differing=differing)
+
+
 def run_diff(setup: DiffSetup, seed_file: str) -> dict:
     """Run both and return the figures (JSON-ready)."""
     cfg = setup.config()
@@ -219,7 +246,8 @@ def run_diff(setup: DiffSetup, seed_file: str) -> dict:
     dtype = PRECISIONS[precision].storage
     data = get_dataset(cfg.data, cfg.data_dir, cfg.train_subset, cfg.test_subset, device, dtype)
     ours, batches = _run_ours(setup, data, cfg)
-    seed = _run_seed(setup, data, cfg, ours, batches, seed_file, dtype)
+    seed, seed_ema = _run_seed(setup, data, cfg, ours, batches, seed_file, dtype)
+    ema_arithmetic = _ema_arithmetic(ours, seed_ema, d.ema_update_decay)
     steps = {}
     for s in sorted(setup.steps):
         a, b = ours.states[s], seed.states[s]
@@ -238,11 +266,13 @@ def run_diff(setup: DiffSetup, seed_file: str) -> dict:
         ema_timing=(ours.ema_copy_step, ours.ema_updates) == (seed.ema_copy_step, seed.ema_updates),
         first_step_rounding=all(first[g]["max_rel"] <= tol for g in ("params", "bn_buffers"))
         and first["counters"]["max_abs"] == 0,
+        ema_arithmetic=not ema_arithmetic["differing"],
     )
     return dict(setup=asdict(setup), precision=precision, rounding_tolerance=tol, steps=steps,
                 lr_steps_compared=n, lr_max_rel=lr_rel,
                 ema=dict(ours_copy_step=ours.ema_copy_step, seed_copy_step=seed.ema_copy_step,
                          ours_updates=ours.ema_updates, seed_updates=seed.ema_updates),
+                ema_arithmetic=ema_arithmetic,
                 checks=checks, ok=all(checks.values()))
 
 
@@ -263,6 +293,10 @@ def report_lines(result: dict) -> list[str]:
                  f"{result['lr_max_rel']:.2e}")
     lines.append(f"EMA copy after step (0-based): ours {e['ours_copy_step']}, seed {e['seed_copy_step']}; "
                  f"updates by the last compared step: ours {e['ours_updates']}, seed {e['seed_updates']}")
+    a = result["ema_arithmetic"]
+    lines.append(f"EMA update ({'foreach' if a['foreach'] else 'entry by entry'}) against the seed's on the same "
+                 f"states: {a['entries'] - len(a['differing'])} of {a['entries']} entries bit-identical"
+                 + (f"; differing: {', '.join(a['differing'][:5])}" if a["differing"] else ""))
     lines.append("checks: " + ", ".join(f"{k} {'ok' if v else 'FAILED'}" for k, v in result["checks"].items()))
     return lines
 

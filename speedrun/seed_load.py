@@ -11,7 +11,8 @@ definitions, in a fresh namespace, with these changes and no others (each is che
 - `hyp['net']['base_depth']` and `hyp['misc']['train_epochs']` are set right after `hyp` is defined (its
   `depths` are computed from them), and the global `batchsize` afterwards (so the seed's learning rates keep
   their 512, as ours do);
-- off CUDA, `torch.cuda.Event` and `torch.cuda.synchronize` are no-ops (the seed's timer only).
+- off CUDA, `torch.cuda.synchronize` is a no-op and `torch.cuda.Event` reads the host clock (the seed's timer
+  only).
 The file is never committed; `git show 8959293:main.py` in a clone of tysam-code/hlb-CIFAR10 gives it.
 """
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import re
+import time
 import types
 from pathlib import Path
 
@@ -76,23 +78,25 @@ def _skipped(node: ast.stmt) -> bool:
     return False
 
 
-class _NoEvent:
-    """Stands in for torch.cuda.Event off CUDA: the seed only times with it."""
+class _HostEvent:
+    """Stands in for torch.cuda.Event off CUDA (the seed only times with it): the host clock when recorded, so the
+    seed's total_time_seconds off CUDA is its loop's wall time (CPU work is synchronous)."""
 
     def __init__(self, *args, **kwargs):
-        pass
+        self.at = None
 
     def record(self, *args, **kwargs):
-        pass
+        self.at = time.perf_counter()
 
     def elapsed_time(self, other) -> float:
-        return 0.0
+        """Milliseconds from this event to `other`, as torch.cuda.Event.elapsed_time."""
+        return 1e3 * (other.at - self.at) if self.at is not None and other.at is not None else 0.0
 
 
 class _TorchOffCuda:
     """`torch` as the seed sees it off CUDA: everything real but the CUDA timer."""
 
-    cuda = types.SimpleNamespace(Event=_NoEvent, synchronize=lambda *args, **kwargs: None)
+    cuda = types.SimpleNamespace(Event=_HostEvent, synchronize=lambda *args, **kwargs: None)
 
     def __getattr__(self, name: str):
         return getattr(torch, name)

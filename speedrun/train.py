@@ -9,42 +9,17 @@ from typing import Callable
 import torch
 from torch import nn
 
+from .augment import augment_batch, augment_epoch, draw_augmentation, epoch_plan
 from .config import TrainConfig
 from .data import Dataset, get_dataset
 from .ema import EMA
+from .engine import fast, get_program, tta_logits
 from .model import build_net
 from .record import provenance, run_record
-from .runtime import Precision, resolve_device, resolve_precision, synchronize
+from .runtime import Precision, prepare_device, resolve_device, resolve_precision, synchronize
 
-__all__ = ["train", "build_training", "train_step", "draw_augmentation", "augment_batch", "evaluate", "make_optimizer",
-           "divergence"]
-
-
-def draw_augmentation(n: int, cfg: TrainConfig, gen: torch.Generator):
-    """One epoch's randomness over the whole set: batch order, crop offsets (dy, dx) and flips per image."""
-    # Reference quirk, kept by default: offsets are uniform over 0..2*pad-1 (translations -3..+2 for pad 3),
-    # so the last padded row and column are never used.
-    crop_range = 2 * cfg.pad if cfg.crop_quirk else 2 * cfg.pad + 1
-    device = gen.device
-    perm = torch.randperm(n, device=device, generator=gen)
-    dy = torch.randint(0, crop_range, (n,), device=device, generator=gen)
-    dx = torch.randint(0, crop_range, (n,), device=device, generator=gen)
-    flip = torch.rand(n, device=device, generator=gen) < cfg.flip_p
-    return perm, dy, dx, flip
-
-
-def augment_batch(padded: torch.Tensor, index: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor,
-                  flip: torch.Tensor, size: int = 32) -> torch.Tensor:
-    """Crop size×size at per-image offsets (dy, dx) from reflect-padded images and mirror where `flip`,
-    in one gather (no host sync)."""
-    x = padded[index]  # B, C, H+2p, W+2p
-    b, c, hp, wp = x.shape
-    ar = torch.arange(size, device=x.device)
-    rows = dy[:, None] + ar  # B, size
-    cols = dx[:, None] + torch.where(flip[:, None], size - 1 - ar, ar)  # B, size
-    flat = (rows[:, :, None] * wp + cols[:, None, :]).view(b, 1, size * size).expand(b, c, size * size)
-    out = x.reshape(b, c, hp * wp).gather(2, flat).view(b, c, size, size)
-    return out.contiguous(memory_format=torch.channels_last)
+__all__ = ["train", "build_training", "init_state", "train_step", "draw_augmentation", "augment_batch", "evaluate",
+           "make_optimizer", "divergence"]
 
 
 def make_optimizer(net: nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
@@ -61,21 +36,28 @@ def make_optimizer(net: nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
     return torch.optim.SGD(groups, lr=0.0, momentum=cfg.momentum, nesterov=True)
 
 
+def init_state(cfg: TrainConfig, data: Dataset, precision: Precision) -> dict:
+    """The network's initial state for this run: PyTorch's default init drawn from the global RNG (seeded by the
+    caller) on the CPU, whitening filters from every un-augmented training image, in the run's storage dtype."""
+    net = build_net(cfg, "cpu")
+    net.whiten.weight.copy_(data.whitening(cfg.whiten_eps, cfg.whiten_chunk, cfg.whiten_method, cfg.seed))
+    return net.to(precision.storage).state_dict()
+
+
 def build_training(cfg: TrainConfig, data: Dataset, device: torch.device, precision: Precision):
-    """(net, model, optimizer, loss_fn, autocast): the network with whitening filters from every un-augmented
-    training image, in the run's precision; `model` is `net`, compiled when cfg.compile."""
+    """(net, optimizer, loss_fn, autocast) for the eager step: the network with whitening filters from every
+    un-augmented training image, in the run's precision."""
     net = build_net(cfg, device)
     net.whiten.weight.copy_(data.whitening(cfg.whiten_eps, cfg.whiten_chunk, cfg.whiten_method, cfg.seed))
     net = net.to(precision.storage)  # fp16 stores everything in half, with no loss scaler: the reference's choice
-    model = torch.compile(net) if cfg.compile else net
     optimizer = make_optimizer(net, cfg)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing, reduction="none")
-    return net, model, optimizer, loss_fn, precision.autocast_context(device)
+    return net, optimizer, loss_fn, precision.autocast_context(device)
 
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: nn.Module, x: torch.Tensor,
                y: torch.Tensor, loss_scale: float, autocast) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimiser step; returns (logits, per-sample losses) without reading them back to the host."""
+    """One eager optimiser step; returns (logits, per-sample losses) without reading them back to the host."""
     with autocast():
         logits = model(x)
     # Per-sample loss in the logits' dtype under pure fp16 (as the reference), else in fp32. Scale, sum over
@@ -89,8 +71,10 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: nn.M
 
 
 @torch.no_grad()
-def evaluate(net: nn.Module, data: Dataset, cfg: TrainConfig, autocast) -> tuple[float, float]:
-    """(accuracy, mean smoothed cross-entropy) over the test set, with flip TTA when cfg.tta."""
+def evaluate(net: nn.Module, data: Dataset, cfg: TrainConfig, autocast, logits_fn=None) -> tuple[float, float]:
+    """(accuracy, mean smoothed cross-entropy) over the test set, with flip TTA when cfg.tta. `logits_fn(net, x,
+    tta)` (a compiled one, say) gets every batch at the full eval batch size: a short last batch is padded with
+    zero images whose logits are dropped, so a compiled evaluation sees one static shape."""
     was_training = net.training
     net.eval()
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing, reduction="sum")
@@ -100,14 +84,72 @@ def evaluate(net: nn.Module, data: Dataset, cfg: TrainConfig, autocast) -> tuple
         x = data.test_x[start:start + cfg.eval_batch_size]
         y = data.test_y[start:start + cfg.eval_batch_size]
         with autocast():
-            logits = net(x)
-            if cfg.tta:
-                logits = (logits + net(x.flip(-1))) / 2
+            if logits_fn is None:
+                logits = tta_logits(net, x, cfg.tta)
+            else:
+                n, short = x.shape[0], cfg.eval_batch_size - x.shape[0]
+                if short:
+                    x = torch.cat([x, x.new_zeros(short, *x.shape[1:])]).contiguous(memory_format=torch.channels_last)
+                logits = logits_fn(net, x, cfg.tta)[:n]
         loss += loss_fn(logits.float(), y)
         correct += (logits.argmax(dim=1) == y).sum()
     net.train(was_training)
     n = data.test_x.shape[0]
     return correct.item() / n, loss.item() / n
+
+
+class _EagerSteps:
+    """The eager step: torch.optim.SGD with float lrs, as the seed steps (tests/test_seed_diff.py holds it to
+    the seed's own code bit for bit on CPU). Like the seed, it crops and flips the epoch's images in one go at
+    the epoch's start and keeps each step's outputs until the epoch's end, where the table's sums are taken:
+    a step launches nothing but the network's and the optimiser's kernels (the step is launch-bound on fast GPUs)."""
+
+    def __init__(self, cfg: TrainConfig, data: Dataset, device: torch.device, precision: Precision, steps: int):
+        self.cfg, self.data, self.steps = cfg, data, steps
+        self.net, self.optimizer, self.loss_fn, self.autocast = build_training(cfg, data, device, precision)
+        self.padded = data.padded(cfg.pad)
+
+    def epoch(self, perm, dy, dx, flip) -> None:
+        used = perm[:self.steps * self.cfg.batch_size]  # each epoch drops the last partial batch
+        self.x = augment_epoch(self.padded, used, dy, dx, flip)
+        self.y = self.data.train_y[used]
+        self.outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def step(self, i: int, factor: float) -> None:
+        b = self.cfg.batch_size
+        x, y = self.x[i * b:(i + 1) * b], self.y[i * b:(i + 1) * b]
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["peak_lr"] * factor
+        logits, losses = train_step(self.net, self.optimizer, self.loss_fn, x, y, self.cfg.loss_scale, self.autocast)
+        self.outputs.append((losses.detach(), logits.detach()))
+
+    def take_sums(self) -> tuple[float, int]:
+        losses = torch.cat([loss for loss, _ in self.outputs])
+        logits = torch.cat([logits for _, logits in self.outputs])
+        correct = (logits.argmax(dim=1) == self.y[:losses.shape[0]]).sum()
+        self.outputs = []
+        return losses.float().sum().item(), int(correct.item())
+
+
+class _ProgramSteps:
+    """The fast step (engine.StepProgram: compiled and/or one CUDA graph), this process's program for the run,
+    re-initialised in place."""
+
+    def __init__(self, cfg: TrainConfig, data: Dataset, device: torch.device, precision: Precision,
+                 program, state: dict):
+        self.cfg, self.program, self.net = cfg, program, program.net
+        self.autocast = precision.autocast_context(device)
+        program.start_run(state, data.padded(cfg.pad), data.train_y)
+
+    def epoch(self, perm, dy, dx, flip) -> None:
+        self.plan = epoch_plan(perm, dy, dx, flip)
+
+    def step(self, i: int, factor: float) -> None:
+        b = self.cfg.batch_size
+        self.program.step(self.plan[:, i * b:(i + 1) * b], factor)
+
+    def take_sums(self) -> tuple[float, int]:
+        return self.program.take_sums()
 
 
 def train(config: TrainConfig, *, data: Dataset | None = None,
@@ -120,64 +162,63 @@ def train(config: TrainConfig, *, data: Dataset | None = None,
     """
     cfg = config
     started_at, wall0 = datetime.now(timezone.utc), time.perf_counter()
-    origin = provenance()  # read before training: the code that runs, not what the tree holds afterwards
-    if cfg.threads is not None:
+    if cfg.threads is not None:  # before provenance(), which records the thread count
         torch.set_num_threads(cfg.threads)
+    origin = provenance()  # read before training: the code that runs, not what the tree holds afterwards
     device = resolve_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
+    prepare_device(device)
 
     # --- data: loaded onto the device once per process, reused by later runs
     if data is None:
         data = get_dataset(cfg.data, cfg.data_dir, cfg.train_subset, cfg.test_subset, device, precision.storage)
     d = cfg.derived(data.train_x.shape[0])
+    n_train = data.train_x.shape[0]
 
-    # The global RNG only initialises the network, on the CPU (so init is the same on every device); the
-    # caller's RNG state is restored afterwards. Batch order and augmentation use `gen` on the device.
+    # The global RNG only initialises the network, on the CPU (so init is the same on every device and path);
+    # the caller's RNG state is restored afterwards. Batch order and augmentation use `gen` on the device.
     with torch.random.fork_rng(devices=[]):
+        # --- the fast step is built (compiled, captured) once per process and key; its time is compile_s
+        program, compile_s = get_program(cfg, device, precision, n_train) if fast(cfg) else (None, 0.0)
         torch.manual_seed(cfg.seed)
         gen = torch.Generator(device=device).manual_seed(cfg.seed)
 
         # --- network, with whitening filters from every (un-augmented) training image
-        net, model, optimizer, loss_fn, autocast = build_training(cfg, data, device, precision)
-        padded = data.padded(cfg.pad)
+        if program is None:
+            steps = _EagerSteps(cfg, data, device, precision, d.steps_per_epoch)
+            logits_fn = None
+        else:
+            steps = _ProgramSteps(cfg, data, device, precision, program, init_state(cfg, data, precision))
+            logits_fn = program.evaluate_logits
+        net, autocast = steps.net, steps.autocast
         ema: EMA | None = None
 
         history, train_time, step, diverged = [], 0.0, 0, None
-        n_train = data.train_x.shape[0]
         for epoch in range(1, cfg.epochs + 1):
             # --- one epoch: fresh permutation, crops and flips; no host sync inside the step loop
             synchronize(device)
             t0 = time.perf_counter()
-            perm, dy, dx, flip = draw_augmentation(n_train, cfg, gen)
-            loss_sum = torch.zeros((), device=device)
-            correct = torch.zeros((), device=device)
+            steps.epoch(*draw_augmentation(n_train, cfg, gen))
             for i in range(d.steps_per_epoch):
-                idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
-                x = augment_batch(padded, idx, dy[idx], dx[idx], flip[idx])
-                y = data.train_y[idx]
-                factor = d.lr_factor(step)
-                for group in optimizer.param_groups:
-                    group["lr"] = group["peak_lr"] * factor
-                logits, losses = train_step(model, optimizer, loss_fn, x, y, cfg.loss_scale, autocast)
+                steps.step(i, d.lr_factor(step))
                 # The seed's EMA clock (see Derived): the first action in the tail copies the live network ...
                 if d.is_ema_copy(step):
                     ema = EMA(net)
                 elif d.is_ema_update(step):  # ... and every later one blends it in
                     ema.update(d.ema_update_decay)
-                loss_sum += losses.detach().float().sum()
-                correct += (logits.detach().argmax(dim=1) == y).sum()
                 step += 1
             synchronize(device)
             train_time += time.perf_counter() - t0
 
             # --- evaluation, outside the timer
             seen = d.steps_per_epoch * cfg.batch_size
-            row = dict(epoch=epoch, train_loss=loss_sum.item() / seen, train_acc=correct.item() / seen,
+            loss_sum, correct = steps.take_sums()
+            row = dict(epoch=epoch, train_loss=loss_sum / seen, train_acc=correct / seen,
                        val_loss=None, val_acc=None, ema_val_acc=None, train_time_s=train_time)
             if math.isfinite(row["train_loss"]) and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
-                row["val_acc"], row["val_loss"] = evaluate(model, data, cfg, autocast)
+                row["val_acc"], row["val_loss"] = evaluate(net, data, cfg, autocast, logits_fn)
                 if ema is not None:
-                    row["ema_val_acc"], _ = evaluate(ema.net, data, cfg, autocast)
+                    row["ema_val_acc"], _ = evaluate(ema.net, data, cfg, autocast, logits_fn)
             diverged = divergence(row, cfg.epochs)
             history.append(row)
             if progress is not None:
@@ -186,9 +227,9 @@ def train(config: TrainConfig, *, data: Dataset | None = None,
                 break
 
     return run_record(cfg, history=history, device=device, precision=precision.name, data=data, derived=d,
-                      steps=step, train_time_s=train_time, wall_time_s=time.perf_counter() - wall0,
-                      started_at=started_at, ema_updates=ema.updates if ema is not None else 0, origin=origin,
-                      diverged=diverged)
+                      steps=step, train_time_s=train_time, compile_s=compile_s,
+                      wall_time_s=time.perf_counter() - wall0, started_at=started_at,
+                      ema_updates=ema.updates if ema is not None else 0, origin=origin, diverged=diverged)
 
 
 def divergence(row: dict, epochs: int) -> str | None:

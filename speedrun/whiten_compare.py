@@ -108,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m speedrun.whiten_compare", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", help="folder holding cifar-10-batches-py (default: $CIFAR10_DIR, then cache)")
+    parser.add_argument("--data", choices=("cifar10", "synthetic"), default="cifar10",
+                        help="synthetic: a dry run of the command (its figures say nothing about CIFAR-10)")
+    parser.add_argument("--train-images", type=int, help="use the first N training images (default: all)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (the seed whitens on the GPU)")
     parser.add_argument("--data-dtype", choices=("fp32", "fp16"), default="fp32",
                         help="storage dtype of the normalised images (the seed keeps them in fp16)")
@@ -123,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"--orders {args.orders} --chunk {args.chunk}: need --orders >= 2 and --chunk >= 1")
         device = resolve_device(args.device)
         dtype = torch.float16 if args.data_dtype == "fp16" else torch.float32
-        data = get_dataset("cifar10", args.data_dir, None, 1, device, dtype)
+        data = get_dataset(args.data, args.data_dir, args.train_images, 1, device, dtype)
         figures = compare(data.train_x, eps=args.eps, chunk=args.chunk, orders=args.orders, seed=args.seed)
     except (ConfigError, DataError, RuntimeError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

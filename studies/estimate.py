@@ -37,7 +37,9 @@ __all__ = ["Cost", "study_cost", "plan_cost", "RATE_FIELDS"]
 
 # Config fields that do not change a run's speed per FLOP: the seed, and epochs (FLOPs already scale with it).
 _IGNORED = {"seed", "epochs"} | set(speedrun.EXECUTION_FIELDS)
-RATE_FIELDS = ("width", "batch_size", "precision", "compile")  # a looser match: what sets the kernels' speed
+# A looser match: what sets the kernels' speed.
+RATE_FIELDS = ("width", "batch_size", "precision", "compile", "cuda_graph")
+_DEFAULT = speedrun.TrainConfig()
 _SINGLE_SPREAD = 1.15  # one record and nothing to compare: +-15% (bench repeats on the dev VM: results/benchmarks)
 # Whole run / training loops when no record measures it: evaluation, data loading and whitening add 0-50% (the
 # quick study's records, with an evaluation every epoch on 1,000 test images, show 1.1-1.4).
@@ -263,7 +265,8 @@ def _overhead(records: list[dict]) -> tuple[float, float] | None:
 def _bench(target: _Target, config, overhead) -> tuple[tuple[float, float], str] | None:
     """Time a few training steps of this run's network in a fresh process (`python -m speedrun bench`)."""
     args = [*target.bench_args, "--width", str(config.width), "--batch-size", str(config.batch_size),
-            "--precision", config.precision, "--steps", "5", "--warmup", "1"] + (["--compile"] if config.compile else [])
+            "--precision", config.precision, "--steps", "5", "--warmup", "1"]
+    args += (["--compile"] if config.compile else []) + (["--cuda-graph"] if config.cuda_graph else [])
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "bench.json"
         try:
@@ -290,7 +293,8 @@ def _exact_key(config: dict) -> tuple:
 
 
 def _loose_key(config: dict) -> tuple:
-    return tuple(config.get(k) for k in RATE_FIELDS)
+    # A record written before a field existed ran with its default (cuda_graph came later).
+    return tuple(config.get(k, getattr(_DEFAULT, k)) for k in RATE_FIELDS)
 
 
 def _si(value: float) -> str:

@@ -47,7 +47,9 @@ def test_training_matches_the_seed_step_for_step(cifar_dir):
     setup = DiffSetup(width=8, epochs=3, train_images=640, batch_size=128, steps=(1, 10, 12), data_dir=cifar_dir)
     result = run_diff(setup, SEED_MAIN)
     print("\n".join(report_lines(result)))
-    assert result["checks"] == dict(lr_every_step=True, ema_timing=True, first_step_rounding=True)
+    assert result["checks"] == dict(lr_every_step=True, ema_timing=True, first_step_rounding=True,
+                                    ema_arithmetic=True)
+    assert result["ema_arithmetic"]["entries"] > 0 and not result["ema_arithmetic"]["foreach"], "CPU: entry by entry"
     assert (result["ema"]["seed_copy_step"], result["ema"]["seed_updates"]) == (5, 3), \
         "tail from step 5: counter 6 copies, 8, 10, 12 update (after 0-based steps 7, 9, 11)"
     assert isinstance(result["steps"][12]["ema"], dict), "both sides hold an EMA at step 12"
@@ -107,6 +109,7 @@ def test_the_comparison_sees_our_former_ema(cifar_dir, monkeypatch):
     setup = DiffSetup(width=8, epochs=3, train_images=640, batch_size=128, steps=(1, 12), data_dir=cifar_dir)
     result = run_diff(setup, SEED_MAIN)
     assert not result["checks"]["ema_timing"] and result["checks"]["first_step_rounding"]
+    assert not result["checks"]["ema_arithmetic"] and result["ema_arithmetic"]["differing"], "a lerp rounds apart"
     assert result["ema"]["ours_updates"] == result["ema"]["seed_updates"] + 1
     assert result["steps"][12]["ema"]["params"]["max_rel"] > 1e-3
     assert result["steps"][12]["net"]["params"]["max_abs"] == 0

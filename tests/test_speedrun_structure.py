@@ -93,10 +93,10 @@ def test_train_flops_is_three_forward_passes_per_image():
 
 
 def _modules():
-    return sorted(p for p in PACKAGE.glob("*.py"))
+    return sorted(p for p in PACKAGE.rglob("*.py"))
 
 
-@pytest.mark.parametrize("path", _modules(), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_module_rules(path):
     text = path.read_text(encoding="utf-8")
     assert len(text.splitlines()) <= 350, f"{path.name} is over 350 lines; split it by job"

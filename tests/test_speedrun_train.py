@@ -163,3 +163,12 @@ def test_cuda_fp16_run():
     r = train(tiny_config(device="cuda", width=16, epochs=3, train_subset=2048, test_subset=1000, batch_size=512))
     assert r["precision"] == "fp16" and r["device"].startswith("cuda")
     assert r["ema_val_acc"] > 0.5
+
+
+def test_record_states_the_threads_it_trained_with():
+    before = torch.get_num_threads()
+    try:
+        record = train(tiny_config(threads=1, epochs=1))
+    finally:
+        torch.set_num_threads(before)
+    assert record["threads"] == 1 and record["config"]["threads"] == 1

@@ -84,7 +84,7 @@ def test_rates_fall_back_to_records_under_the_results_root(tmp_path):
     loose = study_cost(runs, [], CPU, study_records=[], results_root=tmp_path / "r2")
     train_rates = [2 * r for r in rates]
     assert loose.seconds == pytest.approx((sum(flops) / (max(train_rates) / 2), sum(flops) / (min(train_rates) / 2)))
-    assert "same width/batch_size/precision/compile: training loops" in loose.sources[0]
+    assert "same width/batch_size/precision/compile/cuda_graph: training loops" in loose.sources[0]
 
 
 def test_without_records_the_dry_run_benches_and_says_so(tmp_path, capsys):
