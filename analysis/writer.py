@@ -1,7 +1,11 @@
 """The one way analysis writes a file: a unique temp file beside the target (created exclusively), flushed and
-fsynced, renamed over it, then the folder fsynced so the rename survives a crash. A reader sees the old file or
-the new one, never half of one, and two writers of the same report never share a temp file. Used for report.md,
-every figure and every JSON the CLI writes. (speedrun has its own writer; analysis may not import speedrun.)"""
+fsynced, then renamed over it. A reader sees the old file or the new one, never half of one, and two writers of
+the same report never share a temp file. Used for report.md, every figure and every JSON the CLI writes.
+
+Everything analysis writes is derived from the run records and can be written again by rerunning the command,
+so the folder is not fsynced after the rename: a crash right after it may bring back the previous report, never
+a broken one. Run records, the primary data, are written by speedrun.writer, which does make the rename durable
+(analysis may not import speedrun, so it keeps this writer of its own)."""
 from __future__ import annotations
 
 import io
@@ -26,21 +30,7 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
         os.replace(temp, path)
     finally:
         temp.unlink(missing_ok=True)
-    _fsync_folder(path.parent)
     return path
-
-
-def _fsync_folder(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # some systems cannot open a folder; the rename is still atomic there
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def write_figure(figure, path: str | Path, dpi: int = 120) -> Path:
