@@ -104,21 +104,22 @@ def synchronize(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
-def device_name(device: torch.device) -> str:
-    """The GPU's name, or the CPU model with torch's thread count."""
+def device_name(device: torch.device, threads: int | None = None) -> str:
+    """The GPU's name, or the CPU model with a thread count: `threads`, else torch's count at the time of the call
+    (never a cached one: a process may change it between runs)."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     if device.type == "mps":
         return f"Apple MPS ({platform.machine()})"
-    return _cpu_name()
+    return f"{_cpu_model()} ({threads or torch.get_num_threads()} threads)"
 
 
 @lru_cache(maxsize=1)
-def _cpu_name() -> str:
+def _cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} ({torch.get_num_threads()} threads)"
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
     return platform.processor() or platform.machine()

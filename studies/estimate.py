@@ -228,7 +228,7 @@ def _usable(record) -> bool:
 
 def _targets(slots: list[Slot] | None, runs: list[Run], own: list[dict], records: list[dict]) -> list[_Target]:
     """The devices the runs would use. GPUs: named by nvidia-smi. This CPU: speedrun names it with its thread
-    count, so the name comes from this host's records made with as many threads (else only a bench can name it).
+    count, so a CPU is known by that name in this host's records (else only a bench can measure it).
     A cluster (slots None): the device names this study's finished records carry."""
     if slots is None:
         return [_Target(name, None, name) for name in sorted({r["device_name"] for r in own})]
@@ -241,9 +241,8 @@ def _targets(slots: list[Slot] | None, runs: list[Run], own: list[dict], records
             targets.append(_Target(name, ("--device", slot.device), name or f"{slot.device} (unnamed)"))
             continue
         threads = slot.threads or runs[0].config.threads or _default_threads()
-        named = sorted({r["device_name"] for r in records if r.get("host") == host()
-                        and str(r.get("device", "")).startswith("cpu") and r.get("threads") == threads})
-        name = named[0] if named else None
+        cpu = _cpu_device_name(threads)  # as speedrun will name it in the records of these runs
+        name = cpu if any(r.get("device_name") == cpu and r.get("host") == host() for r in records) else None
         targets.append(_Target(name, ("--device", "cpu", "--threads", str(threads)),
                                name or f"this CPU with {threads} threads"))
     return list({t.label: t for t in targets}.values())
@@ -253,6 +252,14 @@ def _default_threads() -> int:
     import torch
 
     return torch.get_num_threads()
+
+
+def _cpu_device_name(threads: int) -> str:
+    import torch
+
+    from speedrun.runtime import device_name
+
+    return device_name(torch.device("cpu"), threads)
 
 
 def _overhead(records: list[dict]) -> tuple[float, float] | None:

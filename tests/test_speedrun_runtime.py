@@ -66,3 +66,16 @@ def test_unknown_device_is_a_clear_error():
     assert runtime.resolve_device("cpu") == CPU
     runtime.synchronize(CPU)  # a no-op, but it must exist for every device type
     assert runtime.device_name(CPU)
+
+
+def test_cpu_name_carries_the_thread_count_at_the_time_of_the_call():
+    """A worker may train runs at different thread counts: each record must name the count it ran with."""
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = runtime.device_name(CPU)
+        torch.set_num_threads(2)
+        assert one.endswith("(1 threads)") and runtime.device_name(CPU).endswith("(2 threads)")
+        assert runtime.device_name(CPU, 5) == one.replace("(1 threads)", "(5 threads)")
+    finally:
+        torch.set_num_threads(before)

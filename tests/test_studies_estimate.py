@@ -7,6 +7,7 @@ import json
 import time
 
 import pytest
+import torch
 
 import speedrun
 from studies import RunOptions, load_study, run_study, study_status
@@ -14,6 +15,7 @@ from studies.cli import main
 from studies.devices import Slot
 from studies.estimate import study_cost
 from studies.fsutil import host
+from speedrun.runtime import device_name
 from test_studies_run import write_study
 
 CPU = [Slot(0, None, None)]  # one run at a time in this process, as `--jobs 1` on this machine
@@ -43,10 +45,15 @@ def test_estimate_of_the_second_half_is_within_25_percent_of_its_actual_time(tmp
     assert abs(middle - actual) <= 0.25 * actual, f"estimated {lo:.1f}-{hi:.1f} s (middle {middle:.1f}), took {actual:.1f} s"
 
 
-def fake_record(config, *, wall: float, train: float, threads: int, study: str) -> dict:
+def cpu_name(threads: int) -> str:
+    """This machine's CPU as speedrun names it in the records of runs with `threads` threads."""
+    return device_name(torch.device("cpu"), threads)
+
+
+def fake_record(config, *, wall: float, train: float, threads: int, study: str, name: str | None = None) -> dict:
     flops = speedrun.train_flops(config)
     return dict(run_id=speedrun.run_id(config), study=study, status="ok", config=config.to_dict(),
-                device="cpu", device_name=f"Test CPU ({threads} threads)", host=host(), threads=threads,
+                device="cpu", device_name=name or cpu_name(threads), host=host(), threads=threads,
                 train_flops=flops, wall_time_s=wall, train_time_s=train)
 
 
@@ -67,10 +74,10 @@ def test_rates_fall_back_to_records_under_the_results_root(tmp_path):
     flops = [speedrun.train_flops(r.config) for r in runs]
     rates = [f / w for f, w in zip((speedrun.train_flops(c) for c in other), (2.0, 4.0))]
     cost = study_cost(runs, [], CPU, study_records=[], results_root=tmp_path / "r")
-    assert cost.devices == ("Test CPU (3 threads)",) and cost.runs_left == 3
+    assert cost.devices == (cpu_name(3),) and cost.runs_left == 3
     assert cost.seconds == pytest.approx((sum(flops) / max(rates), sum(flops) / min(rates)))
     (source,) = cost.sources
-    assert source.startswith(f"records under {tmp_path / 'r'} on Test CPU (3 threads), runs like these")
+    assert source.startswith(f"records under {tmp_path / 'r'} on {cpu_name(3)}, runs like these")
     # Two at a time: between max(sum/2, longest) and sum/2 + longest/2 (greedy list scheduling).
     two = study_cost(runs, [], [Slot(0, None, 3), Slot(1, None, 3)], study_records=[], results_root=tmp_path / "r")
     slow = [f / min(rates) for f in flops]
@@ -85,6 +92,19 @@ def test_rates_fall_back_to_records_under_the_results_root(tmp_path):
     train_rates = [2 * r for r in rates]
     assert loose.seconds == pytest.approx((sum(flops) / (max(train_rates) / 2), sum(flops) / (min(train_rates) / 2)))
     assert "same width/batch_size/precision/compile/cuda_graph: training loops" in loose.sources[0]
+
+
+def test_the_cpu_is_named_by_its_thread_count_not_by_a_records_threads_field(tmp_path):
+    """Records whose `threads` field disagrees with their device_name (written while the count was changing)
+    must not name this CPU at another count: the target is the name speedrun gives runs at that count."""
+    path = write_study(tmp_path, "named", {"width": [4], "seed": [0, 1]}, {"threads": 2})
+    runs = load_study(path).runs()
+    others = [r.config.replace(seed=10 + i) for i, r in enumerate(runs)]
+    stale = [fake_record(c, wall=2.0, train=1.0, threads=2, study="old", name=cpu_name(1)) for c in others]
+    write_records(tmp_path / "r" / "old" / "runs", stale)
+    cost = study_cost(runs, [], CPU, study_records=[], results_root=tmp_path / "r")
+    assert cost.devices == ("this CPU with 2 threads",), cost.devices  # not cpu_name(1), the stale records' name
+    assert cost.seconds is None  # no record of this CPU at 2 threads: no rate without a bench
 
 
 def test_without_records_the_dry_run_benches_and_says_so(tmp_path, capsys):
