@@ -3,14 +3,14 @@ from .config import EXECUTION_FIELDS, ConfigError, Derived, TrainConfig, run_id
 from .data import DataError
 from .flops import model_stats, train_flops
 from .record import STATUSES, failed_record
-from .runtime import PRECISIONS
+from .runtime import PRECISIONS, device_name
 from .table import EPOCH_COLUMNS, epoch_header, epoch_line
 from .train import train
 from .writer import atomic_write_text, fsync_dir, json_text, strict_json, write_json
 
 __version__ = "0.1.0"
 
-__all__ = ["TrainConfig", "ConfigError", "Derived", "DataError", "EXECUTION_FIELDS", "PRECISIONS", "STATUSES",
+__all__ = ["TrainConfig", "ConfigError", "Derived", "DataError", "EXECUTION_FIELDS", "PRECISIONS", "device_name", "STATUSES",
            "train", "run_id", "model_stats", "train_flops", "failed_record",
            "atomic_write_text", "write_json", "json_text", "strict_json", "fsync_dir",
            "EPOCH_COLUMNS", "epoch_header", "epoch_line", "__version__"]

@@ -257,9 +257,7 @@ def _default_threads() -> int:
 def _cpu_device_name(threads: int) -> str:
     import torch
 
-    from speedrun.runtime import device_name
-
-    return device_name(torch.device("cpu"), threads)
+    return speedrun.device_name(torch.device("cpu"), threads)
 
 
 def _overhead(records: list[dict]) -> tuple[float, float] | None:
