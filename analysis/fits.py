@@ -17,6 +17,7 @@ parametric bootstrap for intervals, and the identification flags that decide wha
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,6 +34,7 @@ from .optimize import HUBER_DELTA, Problem, make_problem, solve
 __all__ = ["FitResult", "FitSkipped", "fit_law", "fit_cells", "NOT_IDENTIFIED", "SPAN_ORDERS"]
 
 NOT_IDENTIFIED = "not identified"  # the exact phrase every output uses
+LACK_OF_FIT_ALPHA = 0.05  # a χ² test below this says the law misses the cells by more than seed noise
 SPAN_ORDERS = 2.0  # an interval wider than this many decades does not pin its parameter down
 _MIN_DISTINCT = 3  # two values of a variable cannot separate its coefficient, exponent and the floor
 
@@ -80,6 +82,26 @@ class FitResult:
     def chi2_per_dof(self) -> float:
         return self.chi2 / self.dof if self.dof > 0 else float("nan")
 
+    @property
+    def lack_of_fit_p(self) -> float:
+        """P(χ² this large | the law is right and only seed noise remains); NaN where it cannot be tested."""
+        if not (self.dof > 0 and math.isfinite(self.chi2)):
+            return float("nan")
+        return float(stats.chi2.sf(self.chi2 / self.chi2_expected, self.dof))
+
+    def lack_of_fit(self) -> str:
+        """One clause on χ²/dof against seed noise and what was done about it (after 'χ²/dof = … expected …')."""
+        p = self.lack_of_fit_p
+        if not math.isfinite(p):
+            return "residuals set the seed noise (no replicates), so lack of fit cannot be tested"
+        if math.sqrt(self.inflation) < 1.005:  # widened by less than the ×1.00 shown: nothing to say
+            return f"consistent with seed noise (p = {p:.2g})"
+        widen = f"widened ×{math.sqrt(self.inflation):.2f}"
+        if p < LACK_OF_FIT_ALPHA:
+            return f"the law misses the cells by more than seed noise (p = {p:.2g}), so every interval is {widen}"
+        return (f"above that, though not significantly (p = {p:.2g}); the misfit may be noise, but every interval is "
+                f"still {widen} to cover it")
+
     def points(self, num_params, epochs, width=None) -> Points:
         epochs = np.atleast_1d(np.asarray(epochs, dtype=float))
         num_params = np.broadcast_to(np.asarray(num_params, dtype=float), epochs.shape)
@@ -105,7 +127,7 @@ class FitResult:
     def summary(self) -> str:
         lines = [f"{self.name} law: {self.law.formula}   (error = 1 − ema_val_acc; N = num_params, E = epochs)",
                  f"  {self.n_runs} runs in {self.n_cells} cells; χ²/dof = {self.chi2_per_dof:.3g} on {self.dof} dof "
-                 f"(≈{self.chi2_expected:.2f} expected from seed noise); {self.n_boot} bootstrap draws"]
+                 f"(≈{self.chi2_expected:.2f} expected from seed noise): {self.lack_of_fit()}; {self.n_boot} bootstrap draws"]
         for name, value in self.params.items():
             low, high = self.intervals[name]
             flag = f"   {NOT_IDENTIFIED} ({self.flag_reasons[name]})" if name in self.not_identified else ""
@@ -178,11 +200,6 @@ def _fit_cells(cells: Cells, name: str, n_boot: int, seed: int, loss: str, n_job
         d = cells.stat_dof
         expected = float(np.mean(np.where(d > 2, d / np.maximum(d - 2, 1e-9), 3.0)))
         inflation = max(1.0, (chi2 / dof) / expected) if dof > 0 else 1.0
-        if inflation > 1.0:
-            p = float(stats.chi2.sf(chi2 / expected, dof))
-            notes.append(f"χ²/dof = {chi2 / dof:.3g} exceeds the {expected:.2f} expected from seed noise (p = {p:.2g}):"
-                         f" the law misses the cells by more than their seed noise, so every interval is widened "
-                         f"by √{inflation:.3g} = {np.sqrt(inflation):.2f}")
     if loss == "huber":
         notes.append(f"Huber loss, δ = {HUBER_DELTA} standard errors: cells beyond it count linearly, not quadratically")
     n_boot = n_boot if dof > 0 and np.isfinite(se).all() and (se > 0).all() else 0

@@ -75,8 +75,9 @@ def laws_section(a: StudyAnalysis) -> list[str]:
     lines = ["## Scaling laws", "",
              f"Each law is fitted to the cells' mean log error (error = 1 − {METRIC}) by {loss}; weights: {noise}. "
              f"95% intervals: {o['n_boot']} parametric bootstrap draws (cell means and their standard errors "
-             "redrawn, refitted), widened by √(χ²/dof ÷ its expectation) when the law misses the cells by more than "
-             "seed noise. A0, B0 and a0 are each term's value at the centre of the fitted data, in error units. A "
+             "redrawn, refitted), widened by √(χ²/dof ÷ its expectation) whenever χ²/dof exceeds that expectation, "
+             "significantly or not (p from a χ² test; p < 0.05 means the law misses the cells by more than seed "
+             "noise). A0, B0 and a0 are each term's value at the centre of the fitted data, in error units. A "
              f"parameter at a bound, whose interval reaches a bound or spans more than two orders of magnitude is "
              f"**{NOT_IDENTIFIED}**. The law used below is the one with the lowest leave-one-cell-out CV error, or "
              "the simplest within one standard error of it.", "",
@@ -90,6 +91,9 @@ def laws_section(a: StudyAnalysis) -> list[str]:
         lines += [f"### {name}: `{fit.law.formula}`", "",
                   f"{fit.n_runs} runs in {fit.n_cells} cells; centre {centre}; {fit.n_boot} bootstrap draws.", "",
                   markdown_table(format_law_params(fit)), ""]
+        if math.isfinite(fit.chi2_per_dof) and math.isfinite(fit.lack_of_fit_p):
+            lines.append(f"- χ²/dof = {fit.chi2_per_dof:.3g} on {fit.dof} dof (≈{fit.chi2_expected:.2f} expected "
+                         f"from seed noise): {fit.lack_of_fit()}")
         lines += [f"- {note}" for note in fit.notes]
         lines += [""]
     return lines

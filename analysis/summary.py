@@ -139,9 +139,7 @@ def _fit_quality(fit: FitResult) -> str:
     if not math.isfinite(fit.chi2_per_dof):
         return "Its residuals set the seed noise (no replicates), so lack of fit cannot be tested."
     text = f"χ²/dof = {fit.chi2_per_dof:.3g} on {fit.dof} dof (≈{fit.chi2_expected:.2f} expected from seed noise)"
-    if fit.inflation > 1:
-        return text + f": the law misses the cells by more than seed noise, so its intervals are widened ×{math.sqrt(fit.inflation):.2f}."
-    return text + ": consistent with seed noise."
+    return text + f": {fit.lack_of_fit()}."
 
 
 def _exponents(fit: FitResult) -> str:

@@ -1,6 +1,8 @@
 """Fits on records drawn from a KNOWN law: recovery within intervals, lack of fit, identification flags, and
 each degenerate case the issue names (one seed per cell, a failed run, constant cells, a width with fewer
 epochs values than parameters, a flat curve)."""
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -68,7 +70,23 @@ def test_lack_of_fit_widens_intervals_and_says_so(tmp_path):
                            sd=0.0005, seed=4)
     fit = fit_law(_frame(tmp_path, records), "separable", n_boot=20)
     assert fit.chi2_per_dof > 5 * fit.chi2_expected and fit.inflation > 5
-    assert any("widened by √" in note for note in fit.notes)
+    assert fit.lack_of_fit_p < 0.05
+    assert "misses the cells by more than seed noise" in fit.lack_of_fit()
+    assert f"widened ×{np.sqrt(fit.inflation):.2f}" in fit.summary()
+
+
+def test_lack_of_fit_that_is_not_significant_is_not_called_a_miss(tmp_path):
+    # the right law on noisy data: χ²/dof may exceed its expectation by chance; the text must not claim a miss
+    records = grid_records(true_error, widths=WIDTHS, epochs=EPOCHS, seeds=3, sd=0.0015, seed=0)
+    fit = fit_law(_frame(tmp_path, records), "separable", n_boot=0)
+    fit = dataclasses.replace(fit, chi2=1.3 * fit.chi2_expected * fit.dof, inflation=1.3)
+    assert 0.05 < fit.lack_of_fit_p < 1
+    text = fit.lack_of_fit()
+    assert "not significantly" in text and "misses the cells" not in text and "widened ×1.14" in text
+    calm = dataclasses.replace(fit, chi2=0.5 * fit.chi2_expected * fit.dof, inflation=1.0)
+    assert calm.lack_of_fit().startswith("consistent with seed noise")
+    barely = dataclasses.replace(fit, inflation=1.004)
+    assert barely.lack_of_fit().startswith("consistent with seed noise")
 
 
 def test_flat_curve_is_flagged_not_identified(tmp_path):
