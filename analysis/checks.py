@@ -12,6 +12,9 @@ Every ok record of that width × epochs in the folder is shown with its z = (obs
 the study's in anything but width, epochs, seed and execution-only fields (e.g. precision bf16 against fp32)
 is shown but marked not like-for-like; the combined z of the like-for-like records is given, and separately,
 labelled, the z of all of them.
+
+The check also asks every other law that was fitted to the study what it predicts at the cell (`alternatives`):
+a prediction outside the fitted range rests on the law's form, and the spread across forms shows how much.
 """
 from __future__ import annotations
 
@@ -34,7 +37,7 @@ from .predict import Prediction, predict_cell
 from .records import EXECUTION_FIELDS, METRIC, load
 from .sizes import WidthSizes
 
-__all__ = ["Check", "CheckResult", "read_checks", "run_check", "CHECKS_FILE"]
+__all__ = ["Check", "CheckResult", "read_checks", "run_check", "combined_z", "CHECKS_FILE"]
 
 CHECKS_FILE = "checks.toml"
 _FIELDS = {"name": str, "records": str, "width": int, "epochs": int}
@@ -59,6 +62,8 @@ class CheckResult:
     z_all: float  # the same over every matching record
     n_all: int
     reason: str = ""  # why nothing was compared
+    alternatives: tuple = ()  # (law name, Prediction or why not), for every other law fitted to the study
+    why_law: str = ""  # why the prediction is not the study's chosen law's (empty when it is)
 
 
 def read_checks(study_dir: str | Path) -> list[Check]:
@@ -100,23 +105,28 @@ def read_checks(study_dir: str | Path) -> list[Check]:
 
 
 def run_check(check: Check, fit: FitResult, sizes: WidthSizes, study_frame: pd.DataFrame, *, study: str = "",
-              provisional: bool = False) -> CheckResult:
-    """Predict the check's cell from `fit` and compare it with every ok record of that cell in its folder."""
+              provisional: bool = False, others: tuple = (), why_law: str = "") -> CheckResult:
+    """Predict the check's cell from `fit` and compare it with every ok record of that cell in its folder;
+    `others` (FitResults of other laws) each predict the cell as well, for the report's model-dependence table."""
     empty = pd.DataFrame(columns=["record", "precision", METRIC, "like_for_like", "differences", "z"])
+    alternatives = tuple(_alternative(other, sizes, check, study, provisional) for other in others
+                         if other.name != fit.name)
     try:
         prediction = predict_cell(fit, sizes, check.width, check.epochs, study=study, provisional=provisional)
     except AnalysisError as exc:
-        return CheckResult(check, None, empty, math.nan, 0, math.nan, 0, f"no prediction: {exc}")
+        return CheckResult(check, None, empty, math.nan, 0, math.nan, 0, f"no prediction: {exc}", alternatives,
+                           why_law)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             frame = load(check.records).frame
     except NoRecordsError as exc:
-        return CheckResult(check, prediction, empty, math.nan, 0, math.nan, 0, str(exc))
+        return CheckResult(check, prediction, empty, math.nan, 0, math.nan, 0, str(exc), alternatives, why_law)
     cell = frame[(frame["width"] == check.width) & (frame["epochs"] == check.epochs)] if len(frame) else frame
     if cell.empty:
         return CheckResult(check, prediction, empty, math.nan, 0, math.nan, 0,
-                           f"no ok records of width {check.width} × {check.epochs} epochs in {check.records}")
+                           f"no ok records of width {check.width} × {check.epochs} epochs in {check.records}",
+                           alternatives, why_law)
     identity = _identity(study_frame)
     rows = []
     scale = math.sqrt(prediction.se_pred**2 + prediction.seed_sd**2)
@@ -129,9 +139,17 @@ def run_check(check: Check, fit: FitResult, sizes: WidthSizes, study_frame: pd.D
                      "like_for_like": not differences, "differences": "; ".join(differences),
                      "z": (observed - prediction.predicted_acc) / scale if scale > 0 else math.nan})
     table = pd.DataFrame(rows)
-    z_like, n_like = _combined(table[table["like_for_like"]], prediction)
-    z_all, n_all = _combined(table, prediction)
-    return CheckResult(check, prediction, table, z_like, n_like, z_all, n_all)
+    z_like, n_like = combined_z(table[table["like_for_like"]], prediction)
+    z_all, n_all = combined_z(table, prediction)
+    return CheckResult(check, prediction, table, z_like, n_like, z_all, n_all, alternatives=alternatives,
+                       why_law=why_law)
+
+
+def _alternative(fit: FitResult, sizes: WidthSizes, check: Check, study: str, provisional: bool) -> tuple:
+    try:
+        return fit.name, predict_cell(fit, sizes, check.width, check.epochs, study=study, provisional=provisional)
+    except AnalysisError as exc:
+        return fit.name, str(exc)
 
 
 def _identity(study_frame: pd.DataFrame) -> dict:
@@ -142,7 +160,8 @@ def _identity(study_frame: pd.DataFrame) -> dict:
     return {c: {_text(v) for v in ok[c]} for c in columns if c in ok}
 
 
-def _combined(rows: pd.DataFrame, prediction: Prediction) -> tuple[float, int]:
+def combined_z(rows: pd.DataFrame, prediction: Prediction) -> tuple[float, int]:
+    """z of the rows' mean accuracy against the prediction, and n: √(se_pred² + seed_sd²/n) in the denominator."""
     n = len(rows)
     if not n:
         return math.nan, 0

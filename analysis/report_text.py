@@ -8,6 +8,7 @@ import pandas as pd
 
 from .allocation import pareto_frontier
 from .fits import NOT_IDENTIFIED, FitResult
+from .checks import combined_z
 from .holdout import z_text
 from .optimize import HUBER_DELTA
 from .records import METRIC
@@ -135,6 +136,8 @@ def checks_section(a: StudyAnalysis) -> list[str]:
         if p is None:
             lines += [f"Not computed: {r.reason}", ""]
             continue
+        if r.why_law:
+            lines += [f"Not the chosen law: {r.why_law}.", ""]
         lines += [f"Predicted from this study's records alone ({p.law} law, {p.n_runs} runs): mean "
                   f"{pct(p.predicted_acc)}% (95% CI [{pct(p.ci95[0])}, {pct(p.ci95[1])}]); one run: 95% prediction "
                   f"interval [{pct(p.pi95[0])}, {pct(p.pi95[1])}] (seed SD {pct(p.seed_sd)} points)."
@@ -152,7 +155,37 @@ def checks_section(a: StudyAnalysis) -> list[str]:
                   f"- like-for-like records (n = {r.n_like}): z = {z_text(r.z_like)}" if r.n_like else
                   "- no like-for-like record: the law's prediction is not tested on its own terms",
                   f"- all records, like-for-like or not (n = {r.n_all}): z = {z_text(r.z_all)}", ""]
+        lines += _alternatives(a, r)
     return lines
+
+
+def _alternatives(a: StudyAnalysis, r) -> list[str]:
+    """The check's cell under every other fitted law: how much the prediction rests on the chosen law's form."""
+    if not r.alternatives:
+        return []
+    rows, means = [], [r.prediction.predicted_acc]
+    like = r.table[r.table["like_for_like"]] if r.n_like else r.table
+    for name, p in ((r.prediction.law, r.prediction), *r.alternatives):
+        fit, score = a.choice.fits.get(name), a.choice.scores.get(name)
+        cv = f"{score.rmse:.3g}" if score is not None and np.isfinite(score.mse) else "—"
+        misfit = (f"p = {fit.lack_of_fit_p:.2g}" + (" (misses)" if fit.lack_of_fit_p < 0.05 else "")
+                  if isinstance(fit, FitResult) and math.isfinite(fit.lack_of_fit_p) else "—")
+        if isinstance(p, str):
+            rows.append({"law": name, "predicted mean (%)": "—", "95% CI of the mean (%)": f"not computed: {p.split('; use --law')[0]}",
+                         "CV RMSE (points)": cv, "χ² lack of fit": misfit, "not identified": "—", "z": "—"})
+            continue
+        if p is not r.prediction:
+            means.append(p.predicted_acc)
+        z, _ = combined_z(like, p) if len(like) else (math.nan, 0)
+        rows.append({"law": name + (" (the check's law)" if p is r.prediction else ""),
+                     "predicted mean (%)": pct(p.predicted_acc), "95% CI of the mean (%)": f"[{pct(p.ci95[0])}, {pct(p.ci95[1])}]",
+                     "CV RMSE (points)": cv, "χ² lack of fit": misfit,
+                     "not identified": ", ".join(p.not_identified) or "none", "z": z_text(z)})
+    which = "like-for-like records" if r.n_like else "all records"
+    return ["The same cell under every law fitted to the study (z against the " + which + "; CV RMSE and lack of "
+            "fit as in Scaling laws). Outside the fitted range a prediction rests on the law's form; the spread "
+            f"of these means, {100 * (max(means) - min(means)):.2f} points, is how much.", "",
+            markdown_table(pd.DataFrame(rows)), ""]
 
 
 def allocation_section(a: StudyAnalysis) -> list[str]:

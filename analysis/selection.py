@@ -50,6 +50,13 @@ class LawChoice:
     def fit(self) -> FitResult | None:
         return self.fits.get(self.chosen) if self.chosen else None
 
+    def among(self, names) -> LawChoice:
+        """The same rule applied to `names` only (e.g. the laws that can predict a width never run), reusing the
+        fits and CV scores already made."""
+        names = set(names)
+        return _pick({n: f for n, f in self.fits.items() if n in names},
+                     {n: s for n, s in self.scores.items() if n in names})
+
 
 def cross_validate(cells: Cells, name: str, *, loss: str = "linear") -> CVScore:
     predicted = np.full(len(cells), np.nan)
@@ -91,6 +98,11 @@ def choose_law(cells: Cells, *, names=None, **options) -> LawChoice:
     fits = fit_all(cells, names, **options)
     loss = options.get("loss", "linear")
     scores = {name: cross_validate(cells, name, loss=loss) for name, f in fits.items() if isinstance(f, FitResult)}
+    return _pick(fits, scores)
+
+
+def _pick(fits: dict, scores: dict) -> LawChoice:
+    """The best CV law, or the simplest within one standard error of it, among laws with a complete CV."""
     eligible = {n: s for n, s in scores.items() if s.complete and np.isfinite(s.mse)}
     if not eligible:
         why = [f"{n}: {f.reason}" for n, f in fits.items() if isinstance(f, FitSkipped)]

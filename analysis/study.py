@@ -15,6 +15,7 @@ from .cells import Cells, cell_table
 from .checks import read_checks, run_check
 from .comparison import EQUIVALENCE_MARGIN, Comparison, compare_cell
 from .errors import AnalysisError
+from .fits import FitResult
 from .holdout import HeldOut, holdout_checks
 from .progress import GridStatus, grid_status
 from .records import LoadResult, load
@@ -120,7 +121,7 @@ def analyse(directory: str | Path, *, n_boot: int = DEFAULT_BOOT, seed: int = 0,
         extra.update(_allocation(fit, sizes, runs, table))
         if with_checks:
             try:
-                extra["checks"] = [run_check(c, fit, sizes, frame, study=name, provisional=grid.provisional)
+                extra["checks"] = [_check(c, choice, cells, sizes, frame, name, grid.provisional)
                                    for c in read_checks(directory)]
             except AnalysisError as exc:
                 extra["checks_error"] = str(exc)
@@ -128,6 +129,22 @@ def analyse(directory: str | Path, *, n_boot: int = DEFAULT_BOOT, seed: int = 0,
     extra["reference"] = reference
     extra["comparison"] = _compare(runs, reference, margin)
     return StudyAnalysis(**base, cells=cells, table=table, sizes=sizes, choice=choice, **extra)
+
+
+def _check(check, choice: LawChoice, cells: Cells, sizes: WidthSizes, frame: pd.DataFrame, name: str,
+           provisional: bool):
+    """A checks.toml cell, predicted by the chosen law; where that law has a curve per fitted width only and the
+    cell's width was never run, by the same CV rule among the laws that can predict it (and said so)."""
+    fitted = {n: f for n, f in choice.fits.items() if isinstance(f, FitResult)}
+    fit, why = choice.fit, ""
+    if fit.law.widths and check.width not in set(cells.width):
+        other = choice.among([n for n, f in fitted.items() if not f.law.widths])
+        if other.fit is not None:
+            fit = other.fit
+            why = (f"the chosen {choice.chosen} law has a curve per fitted width only, so width {check.width} is "
+                   f"predicted by the {other.chosen} law, chosen by the same rule among the laws in N: {other.reason}")
+    return run_check(check, fit, sizes, frame, study=name, provisional=provisional,
+                     others=tuple(fitted.values()), why_law=why)
 
 
 def _allocation(fit, sizes: WidthSizes, runs: pd.DataFrame, table: pd.DataFrame) -> dict:

@@ -4,7 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from analysis import AnalysisError, fit_law, grid_status, load, read_checks, run_check, width_sizes
+from analysis import AnalysisError, analyse, fit_law, grid_status, load, read_checks, run_check, width_sizes
+from analysis.reporting import render
 from analysis.testing import grid_records, make_record, num_params_of, write_records
 
 CHECKS = """
@@ -53,6 +54,24 @@ def test_check_compares_like_for_like_and_marks_the_rest(setup):
     assert table.loc["fp32", "z"] == pytest.approx(expected) and result.z_like == pytest.approx(expected)
     mean_all = table["ema_val_acc"].mean()
     assert result.z_all == pytest.approx((mean_all - p.predicted_acc) / np.hypot(p.se_pred, p.seed_sd / np.sqrt(2)))
+
+
+def test_check_asks_every_other_law_and_the_report_shows_the_spread(setup):
+    frame = load(setup, include_failed=True).frame
+    fits = {name: fit_law(frame, name, n_boot=20) for name in ("separable", "interaction", "per_width")}
+    [check] = read_checks(setup)
+    result = run_check(check, fits["separable"], width_sizes(frame), frame, study="grid", others=tuple(fits.values()))
+    alternatives = dict(result.alternatives)
+    assert set(alternatives) == {"interaction", "per_width"}  # not the chosen law again
+    assert alternatives["interaction"].predicted_acc == pytest.approx(
+        run_check(check, fits["interaction"], width_sizes(frame), frame, study="grid").prediction.predicted_acc)
+    assert "no curve for width 64" in alternatives["per_width"]  # it cannot predict an unseen width: said, not hidden
+    text = render(analyse(setup, n_boot=20))  # the whole path `analysis report` takes, without the figures
+    assert "The same cell under every law fitted to the study" in text and "Other laws:" in text
+    # the truth is separable; per_width wins CV here but cannot predict width 64, so the check says which law it used
+    assert "Not the chosen law: the chosen per_width law has a curve per fitted width only" in text
+    assert "| separable (the check's law) |" in text and "| per_width | — | not computed" in text
+    assert "by the separable law, since the chosen law has a curve per fitted width only" in text
 
 
 @pytest.mark.parametrize("text, message", [
