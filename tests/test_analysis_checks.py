@@ -72,6 +72,7 @@ def test_check_asks_every_other_law_and_the_report_shows_the_spread(setup):
     assert "Not the chosen law: the chosen per_width law has a curve per fitted width only" in text
     assert "| separable (the check's law) |" in text and "| per_width | — | not computed" in text
     assert "by the separable law, since the chosen law has a curve per fitted width only" in text
+    assert "- Which law's form holds at 64 × 10 epochs: the fitted laws predict it" in text
 
 
 @pytest.mark.parametrize("text, message", [
