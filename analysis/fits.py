@@ -89,6 +89,11 @@ class FitResult:
             return float("nan")
         return float(stats.chi2.sf(self.chi2 / self.chi2_expected, self.dof))
 
+    @property
+    def misses_cells(self) -> bool:
+        """True when the χ² test says the law misses the cells by more than seed noise."""
+        return self.lack_of_fit_p < LACK_OF_FIT_ALPHA  # False for NaN
+
     def lack_of_fit(self) -> str:
         """One clause on χ²/dof against seed noise and what was done about it (after 'χ²/dof = … expected …')."""
         p = self.lack_of_fit_p
@@ -97,7 +102,7 @@ class FitResult:
         if math.sqrt(self.inflation) < 1.005:  # widened by less than the ×1.00 shown: nothing to say
             return f"consistent with seed noise (p = {p:.2g})"
         widen = f"widened ×{math.sqrt(self.inflation):.2f}"
-        if p < LACK_OF_FIT_ALPHA:
+        if self.misses_cells:
             return f"the law misses the cells by more than seed noise (p = {p:.2g}), so every interval is {widen}"
         return (f"above that, though not significantly (p = {p:.2g}); the misfit may be noise, but every interval is "
                 f"still {widen} to cover it")
@@ -127,7 +132,8 @@ class FitResult:
     def summary(self) -> str:
         lines = [f"{self.name} law: {self.law.formula}   (error = 1 − ema_val_acc; N = num_params, E = epochs)",
                  f"  {self.n_runs} runs in {self.n_cells} cells; χ²/dof = {self.chi2_per_dof:.3g} on {self.dof} dof "
-                 f"(≈{self.chi2_expected:.2f} expected from seed noise): {self.lack_of_fit()}; {self.n_boot} bootstrap draws"]
+                 f"(≈{self.chi2_expected:.2f} expected from seed noise): {self.lack_of_fit()}; "
+                 f"{self.n_boot} bootstrap draws"]
         for name, value in self.params.items():
             low, high = self.intervals[name]
             flag = f"   {NOT_IDENTIFIED} ({self.flag_reasons[name]})" if name in self.not_identified else ""

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 
 from .allocation import pareto_frontier
-from .fits import NOT_IDENTIFIED, FitResult
 from .checks import combined_z
+from .fits import NOT_IDENTIFIED, FitResult
 from .holdout import z_text
 from .optimize import HUBER_DELTA
 from .records import METRIC
@@ -168,17 +168,19 @@ def _alternatives(a: StudyAnalysis, r) -> list[str]:
     for name, p in ((r.prediction.law, r.prediction), *r.alternatives):
         fit, score = a.choice.fits.get(name), a.choice.scores.get(name)
         cv = f"{score.rmse:.3g}" if score is not None and np.isfinite(score.mse) else "—"
-        misfit = (f"p = {fit.lack_of_fit_p:.2g}" + (" (misses)" if fit.lack_of_fit_p < 0.05 else "")
+        misfit = (f"p = {fit.lack_of_fit_p:.2g}" + (" (misses)" if fit.misses_cells else "")
                   if isinstance(fit, FitResult) and math.isfinite(fit.lack_of_fit_p) else "—")
         if isinstance(p, str):
-            rows.append({"law": name, "predicted mean (%)": "—", "95% CI of the mean (%)": f"not computed: {p.split('; use --law')[0]}",
+            why = p.split("; use --law")[0]  # the CLI's advice means nothing in a report
+            rows.append({"law": name, "predicted mean (%)": "—", "95% CI of the mean (%)": f"not computed: {why}",
                          "CV RMSE (points)": cv, "χ² lack of fit": misfit, "not identified": "—", "z": "—"})
             continue
         if p is not r.prediction:
             means.append(p.predicted_acc)
         z, _ = combined_z(like, p) if len(like) else (math.nan, 0)
         rows.append({"law": name + (" (the check's law)" if p is r.prediction else ""),
-                     "predicted mean (%)": pct(p.predicted_acc), "95% CI of the mean (%)": f"[{pct(p.ci95[0])}, {pct(p.ci95[1])}]",
+                     "predicted mean (%)": pct(p.predicted_acc),
+                     "95% CI of the mean (%)": f"[{pct(p.ci95[0])}, {pct(p.ci95[1])}]",
                      "CV RMSE (points)": cv, "χ² lack of fit": misfit,
                      "not identified": ", ".join(p.not_identified) or "none", "z": z_text(z)})
     which = "like-for-like records" if r.n_like else "all records"

@@ -190,9 +190,9 @@ def _other_laws(a: StudyAnalysis, r) -> str:
         if isinstance(p, str):
             continue
         fit = a.choice.fits.get(name)
-        misses = isinstance(fit, FitResult) and fit.lack_of_fit_p < 0.05
-        parts.append(f"{name} {_p(p.predicted_acc)}" + (f" (misses the study's cells, χ² p = {fit.lack_of_fit_p:.1g})"
-                                                         if misses else ""))
+        misses = isinstance(fit, FitResult) and fit.misses_cells
+        parts.append(f"{name} {_p(p.predicted_acc)}"
+                     + (f" (misses the study's cells, χ² p = {fit.lack_of_fit_p:.1g})" if misses else ""))
     return f" Other laws: {'; '.join(parts)}." if parts else ""
 
 
