@@ -100,7 +100,7 @@ def efficient_envelope(fit: FitResult, sizes: WidthSizes, budgets, *, cost: str 
         low, median, high = np.percentile(widths, [2.5, 50, 97.5], axis=0)
     else:
         low = median = high = np.full(len(budgets), np.nan)
-    runs_cost = fit.cells.epochs  # the epochs the fit saw
+    fitted_epochs = fit.cells.epochs
     notes = []
     for b, w, e in zip(budgets, chosen_w, chosen_e):
         why = []
@@ -108,8 +108,8 @@ def efficient_envelope(fit: FitResult, sizes: WidthSizes, budgets, *, cost: str 
             why.append(f"width {w:.3g} outside the fitted {fitted.min():g}–{fitted.max():g}")
         if w in (candidates[0], candidates[-1]) and len(candidates) > 1:
             why.append("optimum at the edge of the widths searched")
-        if not runs_cost.min() * (1 - 1e-9) <= e <= runs_cost.max() * (1 + 1e-9):
-            why.append(f"{e:.3g} epochs outside the fitted {runs_cost.min():g}–{runs_cost.max():g}")
+        if not fitted_epochs.min() * (1 - 1e-9) <= e <= fitted_epochs.max() * (1 + 1e-9):
+            why.append(f"{e:.3g} epochs outside the fitted {fitted_epochs.min():g}–{fitted_epochs.max():g}")
         notes.append("; ".join(why))
     table = pd.DataFrame({"budget": budgets, "width": chosen_w, "epochs": chosen_e,
                           "acc": 1.0 - point[rows, best], "width_low": low, "width_median": median,

@@ -18,7 +18,7 @@ parametric bootstrap for intervals, and the identification flags that decide wha
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -178,12 +178,10 @@ def _fit_cells(cells: Cells, name: str, n_boot: int, seed: int, loss: str, n_job
     if n_boot < 0:
         raise AnalysisError(f"n_boot={n_boot}: expected 0 (no intervals) or more bootstrap draws")
     cells, excluded = _usable(cells, name)
-    law = build_law(name, tuple(np.unique(cells.width)) if name == "per_width" else ())
+    law = build_law(name, np.unique(cells.width))  # only the per-width law uses the widths
     _check_enough(law, cells)
-    centre = {"num_params": float(np.exp(np.mean(np.log(cells.num_params)))) if law.name != "per_width"
-              else float("nan"), "epochs": float(np.exp(np.mean(np.log(cells.epochs))))}
-    if law.name == "per_width":
-        centre["num_params"] = 1.0  # unused by the law; keeps Points finite
+    centre = {"num_params": 1.0 if law.widths else float(np.exp(np.mean(np.log(cells.num_params)))),  # 1.0: unused
+              "epochs": float(np.exp(np.mean(np.log(cells.epochs))))}
     points = _points(cells, law, centre)
     residual_mode = cells.mode == "residual"
     se = 1.0 / (np.sqrt(cells.n) * cells.error) if residual_mode else cells.se_log
@@ -213,10 +211,9 @@ def _fit_cells(cells: Cells, name: str, n_boot: int, seed: int, loss: str, n_job
         notes.append("as many parameters as cells: no degrees of freedom left, so no intervals")
     rng = np.random.default_rng(seed)
     noise = rng.standard_normal((n_boot, len(cells))) * (np.sqrt(inflation) * se)
-    dof_cells = np.where(np.isfinite(cells.stat_dof), cells.stat_dof, 1e6) if not residual_mode else np.full(len(cells), 1e6)
+    dof_cells = np.where(np.isfinite(cells.stat_dof), cells.stat_dof, 1e6)  # residual mode: all inf, so 1e6
     se_draws = se * np.sqrt(rng.chisquare(dof_cells, size=(n_boot, len(cells))) / dof_cells)
-    draws = _bootstrap(Problem(law, points, cells.log_error, se, problem.lower, problem.upper, problem.starts, loss),
-                       np.log(pred) + noise, se_draws, theta, boot_from, n_jobs)
+    draws = _bootstrap(replace(problem, se=se), np.log(pred) + noise, se_draws, theta, boot_from, n_jobs)
     shown = law.display(theta)
     shown_draws = law.display(draws)
     if len(draws):

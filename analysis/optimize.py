@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.optimize import least_squares
@@ -128,8 +128,7 @@ def solve(problem: Problem, y: np.ndarray | None = None, starts: np.ndarray | No
     loss="huber"). Callers hold blas.one_blas_thread() around many solves (entering it costs about as much
     as one solve)."""
     if y is not None or se is not None:
-        problem = Problem(problem.law, problem.points, problem.y if y is None else y,
-                          problem.se if se is None else se, problem.lower, problem.upper, problem.starts, problem.loss)
+        problem = replace(problem, y=problem.y if y is None else y, se=problem.se if se is None else se)
     best, best_cost = None, np.inf
     span = problem.upper - problem.lower
     with warnings.catch_warnings(), np.errstate(all="ignore"):

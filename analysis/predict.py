@@ -91,7 +91,7 @@ def predict_cell(fit: FitResult, sizes: WidthSizes | None, width: float, epochs:
     widths = np.unique(fit.cells.width)
     if fit.law.widths and float(width) not in {float(w) for w in fit.law.widths}:
         raise AnalysisError(f"the per_width law has no curve for width {width:g} (its widths: "
-                            f"{', '.join(f'{w:g}' for w in fit.law.widths)}); use --law separable or another law in N")
+                            f"{', '.join(f'{w:g}' for w in fit.law.widths)}): only a law in num_params can predict a width never run")
     num_params, source = (float("nan"), "")
     if not fit.law.widths:
         if sizes is None:

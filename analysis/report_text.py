@@ -171,8 +171,7 @@ def _alternatives(a: StudyAnalysis, r) -> list[str]:
         misfit = (f"p = {fit.lack_of_fit_p:.2g}" + (" (misses)" if fit.misses_cells else "")
                   if isinstance(fit, FitResult) and math.isfinite(fit.lack_of_fit_p) else "—")
         if isinstance(p, str):
-            why = p.split("; use --law")[0]  # the CLI's advice means nothing in a report
-            rows.append({"law": name, "predicted mean (%)": "—", "95% CI of the mean (%)": f"not computed: {why}",
+            rows.append({"law": name, "predicted mean (%)": "—", "95% CI of the mean (%)": f"not computed: {p}",
                          "CV RMSE (points)": cv, "χ² lack of fit": misfit, "not identified": "—", "z": "—"})
             continue
         if p is not r.prediction:

@@ -10,7 +10,7 @@ from .writer import atomic_write_text, fsync_dir, json_text, strict_json, write_
 
 __version__ = "0.1.0"
 
-__all__ = ["TrainConfig", "ConfigError", "Derived", "DataError", "EXECUTION_FIELDS", "PRECISIONS", "device_name", "STATUSES",
-           "train", "run_id", "model_stats", "train_flops", "failed_record",
+__all__ = ["TrainConfig", "ConfigError", "Derived", "DataError", "EXECUTION_FIELDS", "PRECISIONS", "STATUSES",
+           "device_name", "train", "run_id", "model_stats", "train_flops", "failed_record",
            "atomic_write_text", "write_json", "json_text", "strict_json", "fsync_dir",
            "EPOCH_COLUMNS", "epoch_header", "epoch_line", "__version__"]
