@@ -42,11 +42,11 @@ def render(a: StudyAnalysis, figures: list | None = None) -> str:
               "N = num_params, E = epochs.", ""]
     lines += summary_lines(a)
     lines += provenance_section(a) + runs_section(a)
-    if a.cells is None and a.table is not None:
+    if a.table is not None:  # set whenever cells are, and also when no law can be fitted across other knobs
         lines += cells_section(a)
     if a.cells is not None:
-        lines += cells_section(a) + laws_section(a) + held_out_section(a) + checks_section(a)
-        lines += allocation_section(a) + comparison_section(a)
+        lines += laws_section(a) + held_out_section(a) + checks_section(a) + allocation_section(a)
+        lines += comparison_section(a)
     lines += ["## Figures", ""]
     for stem, title, where in figures or []:
         if isinstance(where, Path):
