@@ -19,6 +19,7 @@ a prediction outside the fitted range rests on the law's form, and the spread ac
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +48,7 @@ _NOT_IDENTITY = {"width", "epochs", "seed", "config.precision", "config.device"}
 @dataclass(frozen=True)
 class Check:
     name: str
-    records: Path  # resolved against the study folder
+    records: Path  # the study folder joined with checks.toml's path, normalised (relative if it was)
     width: int
     epochs: int
 
@@ -93,7 +94,7 @@ def read_checks(study_dir: str | Path) -> list[Check]:
             elif kind is int and value <= 0:
                 bad.append(f"{where}: `{key}` = {value} should be positive")
         if not bad:
-            folder = (path.parent / entry["records"]).resolve()
+            folder = Path(os.path.normpath(path.parent / entry["records"]))  # no machine's absolute path in reports
             if not folder.is_dir():
                 bad.append(f"{where}: records folder {entry['records']!r} ({folder}) does not exist")
             else:

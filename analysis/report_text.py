@@ -145,7 +145,7 @@ def checks_section(a: StudyAnalysis) -> list[str]:
                   + (f" Extrapolated: {p.extrapolation}." if p.extrapolated else "")
                   + (f" Rests on {', '.join(p.not_identified)} ({NOT_IDENTIFIED})." if p.not_identified else ""), ""]
         if r.table.empty:
-            lines += [f"Nothing to compare: {r.reason}", ""]
+            lines += [f"Nothing to compare: {r.reason}", ""] + _alternatives(a, r)
             continue
         shown = pd.DataFrame({"record": r.table["record"], "precision": r.table["precision"],
                               f"{METRIC} (%) ± one run's SD": [f"{pct(v)} ± {pct(p.seed_sd)}" for v in r.table[METRIC]],
@@ -182,8 +182,9 @@ def _alternatives(a: StudyAnalysis, r) -> list[str]:
                      "95% CI of the mean (%)": f"[{pct(p.ci95[0])}, {pct(p.ci95[1])}]",
                      "CV RMSE (points)": cv, "χ² lack of fit": misfit,
                      "not identified": ", ".join(p.not_identified) or "none", "z": z_text(z)})
-    which = "like-for-like records" if r.n_like else "all records"
-    return ["The same cell under every law fitted to the study (z against the " + which + "; CV RMSE and lack of "
+    which = ("z against the like-for-like records" if r.n_like else "z against all records" if len(r.table)
+             else "no records to give a z yet")
+    return ["The same cell under every law fitted to the study (" + which + "; CV RMSE and lack of "
             "fit as in Scaling laws). Outside the fitted range a prediction rests on the law's form; the spread "
             f"of these means, {100 * (max(means) - min(means)):.2f} points, is how much.", "",
             markdown_table(pd.DataFrame(rows)), ""]

@@ -163,19 +163,22 @@ def _held_text(h) -> str:
 
 
 def _check_text(r) -> str:
-    if r.prediction is None or r.table.empty:
+    if r.prediction is None:
         return f"not compared: {r.reason}."
     p = r.prediction
     text = f"by the {p.law} law, since the chosen law has a curve per fitted width only: " if r.why_law else ""
     text += (f"predicted {_p(p.predicted_acc)} (mean: 95% CI [{_p(p.ci95[0])}, {_p(p.ci95[1])}]; one run: 95% PI "
              f"[{_p(p.pi95[0])}, {_p(p.pi95[1])}]{'; extrapolated: ' + p.extrapolation if p.extrapolated else ''}). ")
-    obs = [f"{_p(row['ema_val_acc'])} ({row['precision']}{'' if row['like_for_like'] else ', not like-for-like'}, "
-           f"z = {z_text(row['z'])})" for _, row in r.table.iterrows()]
-    text += f"Observed: {'; '.join(obs)}. "
-    if r.n_like:
-        text += f"Like-for-like z = {z_text(r.z_like)} (n = {r.n_like}); all records: z = {z_text(r.z_all)} (n = {r.n_all})."
+    if r.table.empty:
+        text += f"Not observed yet: {r.reason}."
     else:
-        text += f"No like-for-like record; all records: z = {z_text(r.z_all)} (n = {r.n_all})."
+        obs = [f"{_p(row['ema_val_acc'])} ({row['precision']}{'' if row['like_for_like'] else ', not like-for-like'}, "
+               f"z = {z_text(row['z'])})" for _, row in r.table.iterrows()]
+        text += f"Observed: {'; '.join(obs)}. "
+        if r.n_like:
+            text += f"Like-for-like z = {z_text(r.z_like)} (n = {r.n_like}); all records: z = {z_text(r.z_all)} (n = {r.n_all})."
+        else:
+            text += f"No like-for-like record; all records: z = {z_text(r.z_all)} (n = {r.n_all})."
     if p.not_identified:
         text += f" The prediction rests on {', '.join(p.not_identified)} ({NOT_IDENTIFIED})."
     return text

@@ -75,6 +75,27 @@ def test_check_asks_every_other_law_and_the_report_shows_the_spread(setup):
     assert "- Which law's form holds at 64 × 10 epochs: the fitted laws predict it" in text
 
 
+def test_a_check_without_records_yet_states_its_prediction_before_they_land(setup, monkeypatch):
+    """Pre-registration: the report gives the prediction, every law's, before a run of the cell exists, and names
+    the folder as checks.toml writes it (relative), not by this machine's absolute path."""
+    pending = setup.parent / "pending"
+    pending.mkdir()
+    (setup / "checks.toml").write_text(CHECKS + CHECKS.replace("elsewhere", "pending").replace("x 10", "x 40")
+                                       .replace("epochs = 10", "epochs = 40"))
+    monkeypatch.chdir(setup.parent)
+    try:
+        text = render(analyse("study", n_boot=20))
+    finally:
+        (setup / "checks.toml").write_text(CHECKS)
+    summary = text[text.index("**Check: width 64 x 40 epochs pending**"):].splitlines()[0]
+    assert "predicted " in summary and "one run: 95% PI" in summary
+    assert "Not observed yet: no run records (*.json) under pending" in summary
+    section = text[text.index("### width 64 x 40 epochs pending"):]
+    assert "Nothing to compare" in section and "The same cell under every law fitted" in section
+    assert "no records to give a z yet" in section
+    assert str(setup.parent) not in text
+
+
 @pytest.mark.parametrize("text, message", [
     ("[[check]]\nname = 'x'\nrecords = '.'\nwidth = 64\n", "check 1: `epochs` is missing"),
     ("[[check]]\nname = 'x'\nrecords = '.'\nwidth = '64'\nepochs = 10\n", "`width` = '64' should be an integer"),
