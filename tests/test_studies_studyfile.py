@@ -51,6 +51,20 @@ def test_builtins_load_and_have_the_promised_grids():
     assert max(quick.grid["width"]) <= 32 and quick.fixed.get("train_subset"), "quick must stay laptop-sized"
 
 
+def test_cpu_checks_share_cpu_scalings_recipe_and_lie_outside_its_grid():
+    """The check studies are like-for-like with cpu-scaling (same [fixed], so analysis compares them) and train
+    only cells it never ran: otherwise they would test nothing out of sample."""
+    scaling = load_study("cpu-scaling")
+    fitted = {(w, e) for w in scaling.grid["width"] for e in scaling.grid["epochs"]}
+    for name in ("cpu-check-epochs", "cpu-check-width"):
+        check = load_study(name)
+        assert check.fixed == scaling.fixed and check.grid["seed"] == scaling.grid["seed"], name
+        cells = {(w, e) for w in check.grid["width"] for e in check.grid["epochs"]}
+        assert cells and not cells & fitted, name
+        assert (max(check.grid["width"]) > max(scaling.grid["width"])
+                or max(check.grid["epochs"]) > max(scaling.grid["epochs"])), f"{name} must extrapolate"
+
+
 def test_good_study_expands_in_file_order(tmp_path):
     study = load_study(write(tmp_path, GOOD))
     points = [r.point for r in study.runs()]
