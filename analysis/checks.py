@@ -66,6 +66,15 @@ class CheckResult:
     alternatives: tuple = ()  # (law name, Prediction or why not), for every other law fitted to the study
     why_law: str = ""  # why the prediction is not the study's chosen law's (empty when it is)
 
+    def z_by_law(self) -> dict:
+        """{law: z of the records' mean against that law's prediction}, the check's law first, then every other law
+        that could predict the cell; against the like-for-like records, else all of them (empty without records)."""
+        if self.prediction is None or self.table.empty:
+            return {}
+        rows = self.table[self.table["like_for_like"]] if self.n_like else self.table
+        laws = ((self.prediction.law, self.prediction), *self.alternatives)
+        return {name: combined_z(rows, p)[0] for name, p in laws if not isinstance(p, str)}
+
 
 def read_checks(study_dir: str | Path) -> list[Check]:
     """The checks of `study_dir/checks.toml` ([] without the file); one AnalysisError lists every problem."""

@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 
 from .allocation import pareto_frontier
-from .checks import combined_z
 from .fits import NOT_IDENTIFIED, FitResult
 from .holdout import z_text
 from .optimize import HUBER_DELTA
@@ -163,8 +162,7 @@ def _alternatives(a: StudyAnalysis, r) -> list[str]:
     """The check's cell under every other fitted law: how much the prediction rests on the chosen law's form."""
     if not r.alternatives:
         return []
-    rows, means = [], [r.prediction.predicted_acc]
-    like = r.table[r.table["like_for_like"]] if r.n_like else r.table
+    rows, means, zs = [], [r.prediction.predicted_acc], r.z_by_law()
     for name, p in ((r.prediction.law, r.prediction), *r.alternatives):
         fit, score = a.choice.fits.get(name), a.choice.scores.get(name)
         cv = f"{score.rmse:.3g}" if score is not None and np.isfinite(score.mse) else "—"
@@ -176,7 +174,7 @@ def _alternatives(a: StudyAnalysis, r) -> list[str]:
             continue
         if p is not r.prediction:
             means.append(p.predicted_acc)
-        z, _ = combined_z(like, p) if len(like) else (math.nan, 0)
+        z = zs.get(name, math.nan)
         rows.append({"law": name + (" (the check's law)" if p is r.prediction else ""),
                      "predicted mean (%)": pct(p.predicted_acc),
                      "95% CI of the mean (%)": f"[{pct(p.ci95[0])}, {pct(p.ci95[1])}]",

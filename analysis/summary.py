@@ -245,10 +245,25 @@ def _cannot(a: StudyAnalysis) -> list[str]:
             lines.append(f"- Which law's form holds at {r.check.width} × {r.check.epochs} epochs: the fitted laws "
                          f"predict it {_p(min(means))}–{_p(max(means))}, a spread of "
                          f"{100 * (max(means) - min(means)):.2f} points; the check's prediction rests on the "
-                         f"{r.prediction.law} law's form.")
+                         f"{r.prediction.law} law's form.{_told_apart(r)}")
     if a.grid.provisional:
         lines.append("- The grid is incomplete: these are provisional numbers.")
     return lines + [""]
+
+
+def _told_apart(r) -> str:
+    """What the check's runs say about the laws: which predictions they sit within |z| <= 2 of, which they rule out."""
+    zs = r.z_by_law()
+    if len(zs) < 2:
+        return ""
+    n = r.n_like or r.n_all
+    fits = [name for name, z in zs.items() if abs(z) <= 2]
+    out = [f"{name} (z = {z_text(z)})" for name, z in zs.items() if not abs(z) <= 2]
+    runs = f"{n} {'like-for-like ' if r.n_like else ''}{'run lies' if n == 1 else 'runs lie'}"
+    if not out:
+        return f" Its {runs} within |z| ≤ 2 of every law's prediction, so {'it' if n == 1 else 'they'} cannot tell the laws apart."
+    kept = f"; within it: {', '.join(fits)}" if fits else "; no law within it"
+    return f" Its {runs} more than 2 SE from {', '.join(out)}{kept}."
 
 
 def _plural(name: str, values) -> str:

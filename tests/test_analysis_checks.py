@@ -1,10 +1,13 @@
 """checks.toml (out-of-sample checks) and grid progress (provisional reports)."""
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from analysis import AnalysisError, analyse, fit_law, grid_status, load, read_checks, run_check, width_sizes
+from analysis.checks import combined_z
+from analysis.summary import _told_apart
 from analysis.reporting import render
 from analysis.testing import grid_records, make_record, num_params_of, write_records
 
@@ -73,6 +76,26 @@ def test_check_asks_every_other_law_and_the_report_shows_the_spread(setup):
     assert "| separable (the check's law) |" in text and "| per_width | — | not computed" in text
     assert "by the separable law, since the chosen law has a curve per fitted width only" in text
     assert "- Which law's form holds at 64 × 10 epochs: the fitted laws predict it" in text
+
+
+def test_z_by_law_and_what_the_check_says_about_the_laws(setup):
+    frame = load(setup, include_failed=True).frame
+    fits = {name: fit_law(frame, name, n_boot=20) for name in ("separable", "interaction", "per_width")}
+    [check] = read_checks(setup)
+    result = run_check(check, fits["separable"], width_sizes(frame), frame, study="grid", others=tuple(fits.values()))
+    zs = result.z_by_law()
+    assert list(zs) == ["separable", "interaction"]  # the check's law first; per_width cannot predict width 64
+    assert zs["separable"] == pytest.approx(result.z_like)  # like-for-like rows only (the fp32 record)
+    like = result.table[result.table["like_for_like"]]
+    assert zs["interaction"] == pytest.approx(combined_z(like, dict(result.alternatives)["interaction"])[0])
+    told = lambda zs, n_like, n_all=3: _told_apart(SimpleNamespace(z_by_law=lambda: zs, n_like=n_like, n_all=n_all))
+    assert told({"a": -1.2, "b": 1.7}, 3) == (" Its 3 like-for-like runs lie within |z| ≤ 2 of every law's "
+                                             "prediction, so they cannot tell the laws apart.")
+    assert told({"a": 0.3, "b": 2.9, "c": -2.4}, 0) == (" Its 3 runs lie more than 2 SE from b (z = +2.90), "
+                                                       "c (z = -2.40); within it: a.")
+    assert "1 like-for-like run lies" in told({"a": 0.1, "b": 0.5}, 1) and "so it cannot" in told({"a": 0.1, "b": 0.5}, 1)
+    assert told({"a": 3.0, "b": -3.0}, 2).endswith("; no law within it.")
+    assert told({"a": 0.1}, 3) == ""  # one law alone: nothing to tell apart
 
 
 def test_a_check_without_records_yet_states_its_prediction_before_they_land(setup, monkeypatch):
