@@ -257,13 +257,13 @@ def _told_apart(r) -> str:
     if len(zs) < 2:
         return ""
     n = r.n_like or r.n_all
-    fits = [name for name, z in zs.items() if abs(z) <= 2]
+    held = [name for name, z in zs.items() if abs(z) <= 2]
     out = [f"{name} (z = {z_text(z)})" for name, z in zs.items() if not abs(z) <= 2]
     runs = f"{n} {'like-for-like ' if r.n_like else ''}{'run lies' if n == 1 else 'runs lie'}"
     if not out:
-        return f" Its {runs} within |z| ≤ 2 of every law's prediction, so {'it' if n == 1 else 'they'} cannot tell the laws apart."
-    kept = f"; within it: {', '.join(fits)}" if fits else "; no law within it"
-    return f" Its {runs} more than 2 SE from {', '.join(out)}{kept}."
+        return (f" Its {runs} within |z| ≤ 2 of every law's prediction, so {'it' if n == 1 else 'they'} cannot tell "
+                "the laws apart.")
+    return f" Its {runs} more than 2 SE from {', '.join(out)}; within 2 SE: {', '.join(held) or 'no law'}."
 
 
 def _plural(name: str, values) -> str:

@@ -7,8 +7,8 @@ import pytest
 
 from analysis import AnalysisError, analyse, fit_law, grid_status, load, read_checks, run_check, width_sizes
 from analysis.checks import combined_z
-from analysis.summary import _told_apart
 from analysis.reporting import render
+from analysis.summary import _told_apart
 from analysis.testing import grid_records, make_record, num_params_of, write_records
 
 CHECKS = """
@@ -92,9 +92,9 @@ def test_z_by_law_and_what_the_check_says_about_the_laws(setup):
     assert told({"a": -1.2, "b": 1.7}, 3) == (" Its 3 like-for-like runs lie within |z| ≤ 2 of every law's "
                                              "prediction, so they cannot tell the laws apart.")
     assert told({"a": 0.3, "b": 2.9, "c": -2.4}, 0) == (" Its 3 runs lie more than 2 SE from b (z = +2.90), "
-                                                       "c (z = -2.40); within it: a.")
+                                                       "c (z = -2.40); within 2 SE: a.")
     assert "1 like-for-like run lies" in told({"a": 0.1, "b": 0.5}, 1) and "so it cannot" in told({"a": 0.1, "b": 0.5}, 1)
-    assert told({"a": 3.0, "b": -3.0}, 2).endswith("; no law within it.")
+    assert told({"a": 3.0, "b": -3.0}, 2).endswith("; within 2 SE: no law.")
     assert told({"a": 0.1}, 3) == ""  # one law alone: nothing to tell apart
 
 
