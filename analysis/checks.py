@@ -66,14 +66,25 @@ class CheckResult:
     alternatives: tuple = ()  # (law name, Prediction or why not), for every other law fitted to the study
     why_law: str = ""  # why the prediction is not the study's chosen law's (empty when it is)
 
+    def predictions(self) -> dict:
+        """{law: Prediction}: the check's law first, then every other law that could predict the cell."""
+        if self.prediction is None:
+            return {}
+        laws = ((self.prediction.law, self.prediction), *self.alternatives)
+        return {name: p for name, p in laws if not isinstance(p, str)}
+
+    def spread(self) -> float:
+        """Largest minus smallest predicted mean across the laws (0 with one law): how much rests on the form."""
+        means = [p.predicted_acc for p in self.predictions().values()]
+        return max(means) - min(means) if means else math.nan
+
     def z_by_law(self) -> dict:
-        """{law: z of the records' mean against that law's prediction}, the check's law first, then every other law
-        that could predict the cell; against the like-for-like records, else all of them (empty without records)."""
-        if self.prediction is None or self.table.empty:
+        """{law: z of the records' mean against that law's prediction}, in the order of `predictions`; against the
+        like-for-like records, else all of them (empty without records)."""
+        if self.table.empty:
             return {}
         rows = self.table[self.table["like_for_like"]] if self.n_like else self.table
-        laws = ((self.prediction.law, self.prediction), *self.alternatives)
-        return {name: combined_z(rows, p)[0] for name, p in laws if not isinstance(p, str)}
+        return {name: combined_z(rows, p)[0] for name, p in self.predictions().items()}
 
 
 def read_checks(study_dir: str | Path) -> list[Check]:

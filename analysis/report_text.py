@@ -162,7 +162,7 @@ def _alternatives(a: StudyAnalysis, r) -> list[str]:
     """The check's cell under every other fitted law: how much the prediction rests on the chosen law's form."""
     if not r.alternatives:
         return []
-    rows, means, zs = [], [r.prediction.predicted_acc], r.z_by_law()
+    rows, zs = [], r.z_by_law()
     for name, p in ((r.prediction.law, r.prediction), *r.alternatives):
         fit, score = a.choice.fits.get(name), a.choice.scores.get(name)
         cv = f"{score.rmse:.3g}" if score is not None and np.isfinite(score.mse) else "—"
@@ -172,8 +172,6 @@ def _alternatives(a: StudyAnalysis, r) -> list[str]:
             rows.append({"law": name, "predicted mean (%)": "—", "95% CI of the mean (%)": f"not computed: {p}",
                          "CV RMSE (points)": cv, "χ² lack of fit": misfit, "not identified": "—", "z": "—"})
             continue
-        if p is not r.prediction:
-            means.append(p.predicted_acc)
         z = zs.get(name, math.nan)
         rows.append({"law": name + (" (the check's law)" if p is r.prediction else ""),
                      "predicted mean (%)": pct(p.predicted_acc),
@@ -184,7 +182,7 @@ def _alternatives(a: StudyAnalysis, r) -> list[str]:
              else "no records to give a z yet")
     return ["The same cell under every law fitted to the study (" + which + "; CV RMSE and lack of "
             "fit as in Scaling laws). Outside the fitted range a prediction rests on the law's form; the spread "
-            f"of these means, {100 * (max(means) - min(means)):.2f} points, is how much.", "",
+            f"of these means, {100 * r.spread():.2f} points, is how much.", "",
             markdown_table(pd.DataFrame(rows)), ""]
 
 

@@ -240,11 +240,11 @@ def _cannot(a: StudyAnalysis) -> list[str]:
     for r in a.checks:
         if r.prediction is None or not r.prediction.extrapolated:
             continue
-        means = [r.prediction.predicted_acc] + [p.predicted_acc for _, p in r.alternatives if not isinstance(p, str)]
+        means = [p.predicted_acc for p in r.predictions().values()]
         if len(means) > 1:
             lines.append(f"- Which law's form holds at {r.check.width} × {r.check.epochs} epochs: the fitted laws "
                          f"predict it {_p(min(means))}–{_p(max(means))}, a spread of "
-                         f"{100 * (max(means) - min(means)):.2f} points; the check's prediction rests on the "
+                         f"{100 * r.spread():.2f} points; the check's prediction rests on the "
                          f"{r.prediction.law} law's form.{_told_apart(r)}")
     if a.grid.provisional:
         lines.append("- The grid is incomplete: these are provisional numbers.")
