@@ -3,7 +3,7 @@ records alone and set against runs trained elsewhere.
 
     [[check]]
     name = "width 64 x 10 epochs, trained on this CPU"
-    records = "../cpu-headline"      # a folder of run records, relative to the study folder
+    records = "../cpu-headline"      # a folder of run records, relative to the study folder (need not exist yet)
     width = 64
     epochs = 10
 
@@ -115,9 +115,9 @@ def read_checks(study_dir: str | Path) -> list[Check]:
                 bad.append(f"{where}: `{key}` = {value} should be positive")
         if not bad:
             folder = Path(os.path.normpath(path.parent / entry["records"]))  # no machine's absolute path in reports
-            if not folder.is_dir():
-                bad.append(f"{where}: records folder {entry['records']!r} ({folder}) does not exist")
-            else:
+            if folder.exists() and not folder.is_dir():
+                bad.append(f"{where}: records {entry['records']!r} ({folder}) is a file; name a folder of run records")
+            else:  # a folder that does not exist yet is a check whose study has not run: run_check says so
                 checks.append(Check(entry["name"], folder, entry["width"], entry["epochs"]))
         problems += bad
     if problems:
@@ -137,6 +137,11 @@ def run_check(check: Check, fit: FitResult, sizes: WidthSizes, study_frame: pd.D
     except AnalysisError as exc:
         return CheckResult(check, None, empty, math.nan, 0, math.nan, 0, f"no prediction: {exc}", alternatives,
                            why_law)
+    if not check.records.is_dir():
+        return CheckResult(check, prediction, empty, math.nan, 0, math.nan, 0,
+                           f"no records yet: the folder {check.records} does not exist (it appears when the check's "
+                           "study first runs; if its runs exist elsewhere, fix `records` in checks.toml)",
+                           alternatives, why_law)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

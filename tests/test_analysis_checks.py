@@ -122,7 +122,7 @@ def test_a_check_without_records_yet_states_its_prediction_before_they_land(setu
 @pytest.mark.parametrize("text, message", [
     ("[[check]]\nname = 'x'\nrecords = '.'\nwidth = 64\n", "check 1: `epochs` is missing"),
     ("[[check]]\nname = 'x'\nrecords = '.'\nwidth = '64'\nepochs = 10\n", "`width` = '64' should be an integer"),
-    ("[[check]]\nname = 'x'\nrecords = 'nowhere'\nwidth = 64\nepochs = 10\n", "records folder 'nowhere'"),
+    ("[[check]]\nname = 'x'\nrecords = 'checks.toml'\nwidth = 64\nepochs = 10\n", "checks.toml) is a file; name a folder of run records"),
     ("[[check]]\nname = 'x'\nrecords = '.'\nwidth = 64\nepochs = 10\nseed = 1\n", "unknown key 'seed' (valid: name"),
     ("[[check]]\nname = 'x'\nrecords = '.'\nwidth = 64\nepochs = -2\n", "`epochs` = -2 should be positive"),
     ("name = 'x'\n", "unknown top-level key 'name'"),
@@ -133,6 +133,24 @@ def test_bad_checks_toml_is_one_clear_line(tmp_path, text, message):
     with pytest.raises(AnalysisError) as caught:
         read_checks(tmp_path)
     assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_check_whose_folder_does_not_exist_yet_is_pending_and_the_others_still_run(setup):
+    """A check named before its study first runs has no folder yet: it gives its prediction and says so, and the
+    file's other checks are compared as usual (a missing folder used to void every check in the file)."""
+    (setup / "checks.toml").write_text(CHECKS + CHECKS.replace("elsewhere", "not-yet").replace("x 10", "x 40")
+                                       .replace("epochs = 10", "epochs = 40"))
+    try:
+        assert [c.records.name for c in read_checks(setup)] == ["elsewhere", "not-yet"]
+        text = render(analyse(setup, n_boot=20))
+    finally:
+        (setup / "checks.toml").write_text(CHECKS)
+    assert "checks.toml could not be used" not in text
+    done = text[text.index("**Check: width 64 x 10 epochs elsewhere**"):].splitlines()[0]
+    assert "Like-for-like z = " in done and "(n = 1)" in done
+    pending = text[text.index("**Check: width 64 x 40 epochs not-yet**"):].splitlines()[0]
+    assert "predicted " in pending and "Not observed yet: no records yet: the folder" in pending
+    assert "not-yet does not exist" in pending
 
 
 def test_no_checks_file_means_no_checks(tmp_path):
