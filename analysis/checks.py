@@ -15,6 +15,10 @@ labelled, the z of all of them.
 
 The check also asks every other law that was fitted to the study what it predicts at the cell (`alternatives`):
 a prediction outside the fitted range rests on the law's form, and the spread across forms shows how much.
+
+The published reference's cell (results/reference/), where a study lacks it, is predicted the same way
+(`predict_reference`) if the study ran the reference's recipe, and its values are set beside the prediction.
+Those values come from other hardware and code, so that z is shown and never read as a test of the law.
 """
 from __future__ import annotations
 
@@ -36,9 +40,11 @@ from .errors import AnalysisError, NoRecordsError
 from .fits import FitResult
 from .predict import Prediction, predict_cell
 from .records import EXECUTION_FIELDS, METRIC, load
+from .reference import Reference
 from .sizes import WidthSizes
 
-__all__ = ["Check", "CheckResult", "read_checks", "run_check", "combined_z", "CHECKS_FILE"]
+__all__ = ["Check", "CheckResult", "ReferenceCheck", "read_checks", "run_check", "predict_reference",
+           "recipe_differences", "combined_z", "CHECKS_FILE"]
 
 CHECKS_FILE = "checks.toml"
 _FIELDS = {"name": str, "records": str, "width": int, "epochs": int}
@@ -53,8 +59,27 @@ class Check:
     epochs: int
 
 
+class _ByLaw:
+    """A cell predicted by one law (`prediction`) and asked of every other fitted law (`alternatives`)."""
+
+    prediction: Prediction | None
+    alternatives: tuple
+
+    def predictions(self) -> dict:
+        """{law: Prediction}: the prediction's law first, then every other law that could predict the cell."""
+        if self.prediction is None:
+            return {}
+        laws = ((self.prediction.law, self.prediction), *self.alternatives)
+        return {name: p for name, p in laws if not isinstance(p, str)}
+
+    def spread(self) -> float:
+        """Largest minus smallest predicted mean across the laws (0 with one law): how much rests on the form."""
+        means = [p.predicted_acc for p in self.predictions().values()]
+        return max(means) - min(means) if means else math.nan
+
+
 @dataclass(frozen=True)
-class CheckResult:
+class CheckResult(_ByLaw):
     check: Check
     prediction: Prediction | None
     table: pd.DataFrame  # record, precision, ema_val_acc, like_for_like, differences, z
@@ -65,18 +90,6 @@ class CheckResult:
     reason: str = ""  # why nothing was compared
     alternatives: tuple = ()  # (law name, Prediction or why not), for every other law fitted to the study
     why_law: str = ""  # why the prediction is not the study's chosen law's (empty when it is)
-
-    def predictions(self) -> dict:
-        """{law: Prediction}: the check's law first, then every other law that could predict the cell."""
-        if self.prediction is None:
-            return {}
-        laws = ((self.prediction.law, self.prediction), *self.alternatives)
-        return {name: p for name, p in laws if not isinstance(p, str)}
-
-    def spread(self) -> float:
-        """Largest minus smallest predicted mean across the laws (0 with one law): how much rests on the form."""
-        means = [p.predicted_acc for p in self.predictions().values()]
-        return max(means) - min(means) if means else math.nan
 
     def z_by_law(self) -> dict:
         """{law: z of the records' mean against that law's prediction}, in the order of `predictions`; against the
@@ -169,6 +182,91 @@ def run_check(check: Check, fit: FitResult, sizes: WidthSizes, study_frame: pd.D
     z_all, n_all = combined_z(table, prediction)
     return CheckResult(check, prediction, table, z_like, n_like, z_all, n_all, alternatives=alternatives,
                        why_law=why_law)
+
+
+@dataclass(frozen=True)
+class ReferenceCheck(_ByLaw):
+    """The published reference's cell, which the study never ran, predicted from the study's records alone and set
+    against the reference's values: how far the study's law carries. Never like-for-like (other hardware and
+    precision, and the seed's code rather than ours), so a z here mixes the law's extrapolation with that change
+    of setup: it is shown, not used as a test of the law."""
+
+    reference: Reference
+    prediction: Prediction | None
+    alternatives: tuple = ()
+    why_law: str = ""
+    reason: str = ""  # why there is no prediction
+
+    @property
+    def reference_sd(self) -> float:
+        values = self.reference.values
+        return float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
+
+    def z(self, prediction: Prediction) -> float:
+        """(reference mean − predicted mean) / √(se_pred² + reference SD² / n)."""
+        sd = self.reference_sd if math.isfinite(self.reference_sd) else prediction.seed_sd
+        se = math.sqrt(prediction.se_pred**2 + sd**2 / self.reference.n)
+        return (float(np.mean(self.reference.values)) - prediction.predicted_acc) / se if se > 0 else math.nan
+
+    def z_by_law(self) -> dict:
+        return {name: self.z(p) for name, p in self.predictions().items()}
+
+
+def predict_reference(reference: Reference, fit: FitResult, sizes: WidthSizes, study_frame: pd.DataFrame, *,
+                      study: str = "", provisional: bool = False, others: tuple = (), why_law: str = "") -> ReferenceCheck:
+    """Predict the reference's cell from `fit` (and every law in `others`), if the study ran the reference's recipe:
+    a study on a subset of the data, or with another hyperparameter, says nothing about the reference's cell."""
+    differences = recipe_differences(reference, study_frame)
+    if differences:
+        return ReferenceCheck(reference, None, reason=f"the study's runs differ from the reference's recipe in "
+                              f"{'; '.join(differences)}, so its laws say nothing about the reference's cell")
+    check = Check(reference.name, Path("."), reference.width, reference.epochs)
+    alternatives = tuple(_alternative(other, sizes, check, study, provisional) for other in others
+                         if other.name != fit.name)
+    try:
+        prediction = predict_cell(fit, sizes, reference.width, reference.epochs, study=study, provisional=provisional)
+    except AnalysisError as exc:
+        return ReferenceCheck(reference, None, alternatives, why_law, f"no prediction: {exc}")
+    return ReferenceCheck(reference, prediction, alternatives, why_law)
+
+
+def recipe_differences(reference: Reference, study_frame: pd.DataFrame) -> list[str]:
+    """'field: study's values (reference: value)' for every recipe field the study's ok runs do not share with the
+    reference; a reference file that states no recipe is one difference (nothing can be said to match it)."""
+    if not reference.recipe:
+        return [f"the reference file {reference.name} states no recipe to match the runs against"]
+    ok = study_frame[study_frame["status"] == "ok"] if "status" in study_frame else study_frame
+    out = []
+    for key, want in reference.recipe.items():
+        column = key if key in ok else f"config.{key}"
+        if column not in ok:
+            out.append(f"{key}: not in the records (reference: {_setting(want)})")
+            continue
+        values = {_setting(v) for v in ok[column] if not _same(v, want)}
+        if values:
+            out.append(f"{key}: {', '.join(sorted(values))} (reference: {_setting(want)})")
+    return out
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _setting(value) -> str:
+    return "none" if _missing(value) else str(value)
+
+
+def _same(value, want) -> bool:
+    if _missing(value) or _missing(want):
+        return _missing(value) and _missing(want)
+    if isinstance(want, bool) or isinstance(value, (bool, np.bool_)):
+        return str(value).lower() == str(want).lower()
+    if isinstance(want, (int, float)):
+        try:
+            return math.isclose(float(value), float(want), rel_tol=1e-9, abs_tol=1e-12)
+        except (TypeError, ValueError):
+            return False
+    return str(value) == str(want)
 
 
 def _alternative(fit: FitResult, sizes: WidthSizes, check: Check, study: str, provisional: bool) -> tuple:

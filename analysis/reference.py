@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import AnalysisError
@@ -30,6 +30,7 @@ class Reference:
     note: str
     kind: str = "published_reference"  # or "measured_reference": the seed's code, run by us
     train_times: tuple[float, ...] = ()  # seconds per run, where measured alongside (measured references)
+    recipe: dict = field(default_factory=dict)  # the run config the values come from, in TrainConfig's field names
 
     @property
     def provenance(self) -> str:
@@ -60,7 +61,8 @@ def load_reference(path: str | Path | None = None) -> Reference:
                               values=tuple(v * scale for v in published), published_values=published, units=units,
                               hardware=data.get("hardware", "unknown"), note=data.get("note", ""),
                               kind=data.get("kind", "published_reference"),
-                              train_times=tuple(float(v) for v in data.get("train_time_s", ())))
+                              train_times=tuple(float(v) for v in data.get("train_time_s", ())),
+                              recipe=dict(data.get("recipe", {})))
     except (KeyError, TypeError, ValueError) as exc:
         raise AnalysisError(f"reference file {path} lacks or mangles field {exc}; expected name, source, config "
                             "(width, epochs), metric, units ('percent' or 'fraction') and values") from None

@@ -158,8 +158,9 @@ def checks_section(a: StudyAnalysis) -> list[str]:
     return lines
 
 
-def _alternatives(a: StudyAnalysis, r) -> list[str]:
-    """The check's cell under every other fitted law: how much the prediction rests on the chosen law's form."""
+def _alternatives(a: StudyAnalysis, r, which: str | None = None, own: str = "the check's law") -> list[str]:
+    """The check's cell under every other fitted law: how much the prediction rests on the chosen law's form.
+    `which` says what the z column is against (default: the check's records)."""
     if not r.alternatives:
         return []
     rows, zs = [], r.z_by_law()
@@ -173,13 +174,14 @@ def _alternatives(a: StudyAnalysis, r) -> list[str]:
                          "CV RMSE (points)": cv, "χ² lack of fit": misfit, "not identified": "—", "z": "—"})
             continue
         z = zs.get(name, math.nan)
-        rows.append({"law": name + (" (the check's law)" if p is r.prediction else ""),
+        rows.append({"law": name + (f" ({own})" if p is r.prediction else ""),
                      "predicted mean (%)": pct(p.predicted_acc),
                      "95% CI of the mean (%)": f"[{pct(p.ci95[0])}, {pct(p.ci95[1])}]",
                      "CV RMSE (points)": cv, "χ² lack of fit": misfit,
                      "not identified": ", ".join(p.not_identified) or "none", "z": z_text(z)})
-    which = ("z against the like-for-like records" if r.n_like else "z against all records" if len(r.table)
-             else "no records to give a z yet")
+    if which is None:
+        which = ("z against the like-for-like records" if r.n_like else "z against all records" if len(r.table)
+                 else "no records to give a z yet")
     return ["The same cell under every law fitted to the study (" + which + "; CV RMSE and lack of "
             "fit as in Scaling laws). Outside the fitted range a prediction rests on the law's form; the spread "
             f"of these means, {100 * r.spread():.2f} points, is how much.", "",
@@ -230,14 +232,43 @@ def comparison_section(a: StudyAnalysis) -> list[str]:
     if ref is None:
         return lines + [f"Not computed: {result}", ""]
     if result is None:
-        return lines + [f"Not applicable: the study has no width {ref.width} × {ref.epochs} epochs cell, the cell of "
-                        f"the reference ({ref.name}).", ""]
+        lines += [f"The study has no width {ref.width} × {ref.epochs} epochs cell, the cell of the reference "
+                  f"({ref.name}: {ref.provenance} values, {ref.hardware}, n = {ref.n}), so nothing here reproduces it."]
+        lines += _reference_prediction(a)
+        return lines + ([""] if lines[-1] else [])
     lines += [f"Reference: {ref.name} — {ref.source}; {ref.provenance} values, {ref.hardware}, n = {ref.n}.", ""]
     if isinstance(result, str):
         return lines + [f"Not computed: {result}", ""]
     return lines + [f"- {result.summary()}",
                     f"- Welch's 95% interval of (ours − reference), in points; TOST with margin ±{100 * result.margin:.2g} "
                     "points: 'reproduced' only when that equivalence is shown.", ""]
+
+
+def _reference_prediction(a: StudyAnalysis) -> list[str]:
+    """How far the study's law carries: the reference's cell predicted from the study, beside its values."""
+    r = a.reference_check
+    if r is None:
+        return []
+    if r.prediction is None:
+        return ["", f"Its cell is not predicted either: {r.reason}."]
+    p, ref = r.prediction, r.reference
+    lines = ["", f"Predicted from this study's records alone ({p.law} law, {p.n_runs} runs): mean "
+             f"{pct(p.predicted_acc)}% (95% CI [{pct(p.ci95[0])}, {pct(p.ci95[1])}]); the reference's mean is "
+             f"{pct(float(np.mean(ref.values)))}% ± {pct(r.reference_sd)} SD (n = {ref.n}), z = {z_text(r.z(p))}."
+             + (f" Extrapolated: {p.extrapolation}." if p.extrapolated else "")
+             + (f" Rests on {', '.join(p.not_identified)} ({NOT_IDENTIFIED})." if p.not_identified else ""), "",
+             "Not like-for-like, so this is no test of the law: the reference's runs are the seed's own code on "
+             f"{ref.hardware} hardware, this study's ran {_setup(a.runs)}. A z here mixes how far the law's form "
+             "carries with that change of setup.", ""]
+    if r.why_law:
+        lines[1:1] = [f"Not the chosen law: {r.why_law}.", ""]
+    return lines + _alternatives(a, r, which="z of the reference's mean", own="the prediction's law")
+
+
+def _setup(runs) -> str:
+    """'on cpu in fp32' or the like: the devices and precisions of the study's runs."""
+    values = {c: " and ".join(sorted({str(v) for v in runs[c].dropna()})) if c in runs else "" for c in ("device", "precision")}
+    return f"on {values['device'] or 'an unrecorded device'} in {values['precision'] or 'an unrecorded precision'}"
 
 
 def _ratio_drift(a: StudyAnalysis) -> float:

@@ -12,7 +12,7 @@ import pandas as pd
 from .aggregates import aggregate, cell_columns
 from .allocation import Allocation, Envelope, allocation_exponent, default_budgets, efficient_envelope, time_per_epoch
 from .cells import Cells, cell_table
-from .checks import read_checks, run_check
+from .checks import ReferenceCheck, predict_reference, read_checks, run_check
 from .comparison import EQUIVALENCE_MARGIN, Comparison, compare_cell
 from .errors import AnalysisError
 from .fits import FitResult
@@ -53,6 +53,7 @@ class StudyAnalysis:
     allocation_note: str = ""
     comparison: Comparison | str | None = None  # with the published reference (or why not)
     reference: Reference | None = None
+    reference_check: ReferenceCheck | None = None  # the reference's cell predicted from the study, where it lacks it
     options: dict = field(default_factory=dict)
     no_fit_reason: str = ""  # why no law was fitted at all (cells is None then)
 
@@ -128,23 +129,38 @@ def analyse(directory: str | Path, *, n_boot: int = DEFAULT_BOOT, seed: int = 0,
     reference = reference or _reference()
     extra["reference"] = reference
     extra["comparison"] = _compare(runs, reference, margin)
+    if extra["comparison"] is None and fit is not None:  # the study lacks the reference's cell: predict it
+        extra["reference_check"] = _reference_check(reference, choice, cells, sizes, frame, name, grid.provisional)
     return StudyAnalysis(**base, cells=cells, table=table, sizes=sizes, choice=choice, **extra)
+
+
+def _law_for_width(choice: LawChoice, cells: Cells, width: float) -> tuple[FitResult, str, tuple]:
+    """(fit, why, every fitted law) for predicting a cell of `width`: the chosen law; where that law has a curve per
+    fitted width only and the width was never run, the same CV rule among the laws that can predict it (said why)."""
+    fitted = {n: f for n, f in choice.fits.items() if isinstance(f, FitResult)}
+    fit, why = choice.fit, ""
+    if fit.law.widths and width not in set(cells.width):
+        other = choice.among([n for n, f in fitted.items() if not f.law.widths])
+        if other.fit is not None:
+            fit = other.fit
+            why = (f"the chosen {choice.chosen} law has a curve per fitted width only, so width {width:g} is "
+                   f"predicted by the {other.chosen} law, chosen by the same rule among the laws in N: {other.reason}")
+    return fit, why, tuple(fitted.values())
 
 
 def _check(check, choice: LawChoice, cells: Cells, sizes: WidthSizes, frame: pd.DataFrame, name: str,
            provisional: bool):
-    """A checks.toml cell, predicted by the chosen law; where that law has a curve per fitted width only and the
-    cell's width was never run, by the same CV rule among the laws that can predict it (and said so)."""
-    fitted = {n: f for n, f in choice.fits.items() if isinstance(f, FitResult)}
-    fit, why = choice.fit, ""
-    if fit.law.widths and check.width not in set(cells.width):
-        other = choice.among([n for n, f in fitted.items() if not f.law.widths])
-        if other.fit is not None:
-            fit = other.fit
-            why = (f"the chosen {choice.chosen} law has a curve per fitted width only, so width {check.width} is "
-                   f"predicted by the {other.chosen} law, chosen by the same rule among the laws in N: {other.reason}")
-    return run_check(check, fit, sizes, frame, study=name, provisional=provisional,
-                     others=tuple(fitted.values()), why_law=why)
+    """A checks.toml cell, predicted as `_law_for_width` says."""
+    fit, why, fitted = _law_for_width(choice, cells, check.width)
+    return run_check(check, fit, sizes, frame, study=name, provisional=provisional, others=fitted, why_law=why)
+
+
+def _reference_check(reference: Reference, choice: LawChoice, cells: Cells, sizes: WidthSizes,
+                     frame: pd.DataFrame, name: str, provisional: bool) -> ReferenceCheck:
+    """The reference's cell, absent from the study, predicted as `_law_for_width` says."""
+    fit, why, fitted = _law_for_width(choice, cells, reference.width)
+    return predict_reference(reference, fit, sizes, frame, study=name, provisional=provisional, others=fitted,
+                             why_law=why)
 
 
 def _allocation(fit, sizes: WidthSizes, runs: pd.DataFrame, table: pd.DataFrame) -> dict:

@@ -82,7 +82,20 @@ def summary_lines(a: StudyAnalysis) -> list[str]:
     lines.append(f"- **Compute-optimal allocation**: {_allocation_text(a)}")
     if a.comparison is not None and not isinstance(a.comparison, str):
         lines.append(f"- **Reproduction** of {a.reference.name}: {a.comparison.verdict}.")
+    if a.reference_check is not None and a.reference_check.prediction is not None:
+        lines.append(f"- **Published reference**: {_reference_text(a.reference_check)}{_other_laws(a, a.reference_check)}")
     return lines + [""] + _cannot(a)
+
+
+def _reference_text(r) -> str:
+    """The reference's cell (not in the study) predicted from it, beside the reference's values; never a test."""
+    p, ref = r.prediction, r.reference
+    return (f"{ref.name}, width {ref.width} × {ref.epochs} epochs, is not in this study; "
+            f"{'by the ' + p.law + ' law, ' if r.why_law else ''}predicted {_p(p.predicted_acc)} "
+            f"(95% CI [{_p(p.ci95[0])}, {_p(p.ci95[1])}]{'; extrapolated: ' + p.extrapolation if p.extrapolated else ''}). "
+            f"The reference's {ref.provenance} mean is {_p(float(np.mean(ref.values)))} (n = {ref.n}, {ref.hardware}): "
+            f"z = {z_text(r.z(p))}. Not like-for-like (other hardware and precision, the seed's code), so this shows "
+            "how far the law carries, not whether it holds.")
 
 
 def _best_interval(a: StudyAnalysis, best) -> str:
@@ -246,6 +259,13 @@ def _cannot(a: StudyAnalysis) -> list[str]:
                          f"predict it {_p(min(means))}–{_p(max(means))}, a spread of "
                          f"{100 * r.spread():.2f} points; the check's prediction rests on the "
                          f"{r.prediction.law} law's form.{_told_apart(r)}")
+    r = a.reference_check
+    if r is not None and len(r.predictions()) > 1:
+        means = [p.predicted_acc for p in r.predictions().values()]
+        lines.append(f"- Which law's form holds at the reference's cell, {r.reference.width} × {r.reference.epochs} "
+                     f"epochs: the fitted laws predict it {_p(min(means))}–{_p(max(means))}, a spread of "
+                     f"{100 * r.spread():.2f} points. The reference's runs differ from this study's in hardware, "
+                     "precision and code, so they cannot tell the laws apart.")
     if a.grid.provisional:
         lines.append("- The grid is incomplete: these are provisional numbers.")
     return lines + [""]

@@ -1,12 +1,15 @@
 """checks.toml (out-of-sample checks) and grid progress (provisional reports)."""
+import dataclasses
 import json
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from analysis import AnalysisError, analyse, fit_law, grid_status, load, read_checks, run_check, width_sizes
-from analysis.checks import combined_z
+from analysis import (AnalysisError, analyse, fit_law, grid_status, load, load_reference, read_checks, run_check,
+                      width_sizes)
+from analysis.checks import combined_z, recipe_differences
 from analysis.reporting import render
 from analysis.summary import _told_apart
 from analysis.testing import grid_records, make_record, num_params_of, write_records
@@ -151,6 +154,58 @@ def test_a_check_whose_folder_does_not_exist_yet_is_pending_and_the_others_still
     pending = text[text.index("**Check: width 64 x 40 epochs not-yet**"):].splitlines()[0]
     assert "predicted " in pending and "Not observed yet: no records yet: the folder" in pending
     assert "not-yet does not exist" in pending
+
+
+def _reference(recipe):
+    return dataclasses.replace(load_reference(), recipe=recipe)
+
+
+def test_the_reference_cell_a_study_lacks_is_predicted_beside_the_published_values_never_as_a_test(setup):
+    """A study without the reference's cell (128 x 80) predicts it from its own records, every law's, and sets the
+    published mean beside it: z = (mean - predicted) / sqrt(se_pred^2 + SD^2 / n), labelled not like-for-like."""
+    reference = _reference({"data": "cifar10", "train_subset": None, "batch_size": 512})
+    a = analyse(setup, n_boot=20, reference=reference)
+    assert a.comparison is None
+    r = a.reference_check
+    p = r.prediction
+    assert p is not None and (p.width, p.epochs) == (128, 80) and p.extrapolated and not r.reason
+    sd = np.std(reference.values, ddof=1)
+    assert r.z(p) == pytest.approx((np.mean(reference.values) - p.predicted_acc) / np.hypot(p.se_pred, sd / np.sqrt(7)))
+    assert set(r.z_by_law()) == set(r.predictions()) and len(r.predictions()) >= 2
+    text = render(a)
+    section = text[text.index("## Comparison with the published reference"):text.index("## Figures")]
+    assert "The study has no width 128 × 80 epochs cell" in section and "so nothing here reproduces it" in section
+    assert f"mean {100 * p.predicted_acc:.2f}%" in section and "n = 7), z = " in section
+    assert "Not like-for-like, so this is no test of the law" in section and "this study's ran on cuda in fp32" in section
+    assert "The same cell under every law fitted to the study (z of the reference's mean" in section
+    assert "(the prediction's law)" in section and "\n\n\n" not in section
+    summary = text[text.index("- **Published reference**"):].splitlines()[0]
+    assert "is not in this study" in summary and "not whether it holds" in summary and "Other laws:" in summary
+    assert "- Which law's form holds at the reference's cell, 128 × 80 epochs" in text
+    assert "Reproduction" not in text
+
+
+@pytest.mark.parametrize("recipe, reason", [
+    ({"batch_size": 256}, "differ from the reference's recipe in batch_size: 512 (reference: 256)"),
+    ({"train_subset": None, "label_smoothing": 0.2}, "label_smoothing: not in the records (reference: 0.2)"),
+    ({}, "states no recipe to match the runs against"),
+])
+def test_a_study_off_the_reference_recipe_does_not_predict_its_cell(setup, recipe, reason):
+    a = analyse(setup, n_boot=20, reference=_reference(recipe))
+    r = a.reference_check
+    assert r.prediction is None and not r.predictions() and reason in r.reason
+    text = render(a)
+    assert "Its cell is not predicted either: " in text and "**Published reference**" not in text
+
+
+def test_recipe_fields_match_across_types():
+    """Records hold numbers and booleans as the JSON gave them, and a missing subset as None or NaN."""
+    frame = pd.DataFrame({"status": ["ok", "ok", "failed"], "lr": [0.003, 0.003, 0.5], "tta": [True, True, False],
+                          "config.train_subset": [None, float("nan"), 4096], "data": ["cifar10"] * 3})
+    reference = _reference({"lr": 0.003, "tta": True, "train_subset": None, "data": "cifar10"})
+    assert recipe_differences(reference, frame) == []  # the failed run is not the study's recipe
+    frame.loc[1, "lr"] = 0.004
+    assert recipe_differences(_reference({"lr": 0.003}), frame) == ["lr: 0.004 (reference: 0.003)"]
 
 
 def test_no_checks_file_means_no_checks(tmp_path):

@@ -1,4 +1,5 @@
 """compare: Welch's test against scipy, the published reference file, and clear messages for too few runs."""
+import dataclasses
 import json
 
 import numpy as np
@@ -20,6 +21,18 @@ def test_reference_file_holds_the_published_numbers_as_fractions():
     assert (reference.width, reference.epochs, reference.n) == (128, 80, 7)
     assert np.mean(reference.values) == pytest.approx(0.95744, abs=1e-5)
     assert "PUBLISHED" in reference.note and "v0.3.0" in reference.source and reference.hardware == "A100"
+
+
+def test_reference_recipe_is_the_trainers_default_recipe():
+    """The reference file's recipe (what a study must share to predict its cell) is TrainConfig's defaults, which
+    RECIPE-v0.3.0.md pins to the seed: a changed default must change the file, or studies would be matched wrongly."""
+    from speedrun import TrainConfig  # the test may see both packages; analysis itself imports neither
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    recipe = load_reference().recipe
+    assert recipe and {k: defaults[k] for k in recipe} == recipe
+    left_out = {"width", "epochs", "seed", "precision", "device", "eval_every", "whiten_method",
+                "compile", "cuda_graph", "threads", "data_dir", "eval_batch_size"}
+    assert set(defaults) - set(recipe) == left_out
 
 
 def test_welch_matches_scipy():

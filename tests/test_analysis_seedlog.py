@@ -78,6 +78,7 @@ def test_reference_file_round_trips_through_load_reference(tmp_path):
     loaded = load_reference(path)
     assert loaded.values == tuple(a for a, _ in RUNS) and (loaded.width, loaded.epochs) == (64, 3)
     assert loaded.provenance == "the seed's code, run by us"
+    assert loaded.recipe == load_reference().recipe != {}  # the seed's main.py is the published recipe
     assert ref["train_time_s_mean"] == pytest.approx(sum(t for _, t in RUNS) / 3)
     with pytest.raises(AnalysisError, match="not --epochs 10"):
         seed_reference(parse_seed_log(seed_output(RUNS)), width=64, epochs=10, hardware="x", command="x", source="x")
