@@ -135,12 +135,13 @@ def _predict(args) -> int:
         fit = fit_all(cells, [args.law], **kw)[args.law]
         if isinstance(fit, FitSkipped):
             raise AnalysisError(f"the {args.law} law cannot be fitted to {args.dir}: {fit.reason}")
-    else:  # the report's choice, among the laws that can predict this width
-        names = [n for n in law_names() if n != "per_width" or args.width in set(cells.width)]
-        choice = choose_law(cells, names=names, **kw)
+    else:  # the report's choice, as its checks make it (a law in N where the chosen one cannot reach this width)
+        choice = choose_law(cells, **kw)
         if choice.fit is None:
             raise AnalysisError(f"no law can be fitted to {args.dir}: {choice.reason}")
-        fit = choice.fit
+        fit, why = choice.for_width(args.width, cells.width)
+        if why and args.format == "text":
+            print(f"note: {why}")
     prediction = predict_cell(fit, width_sizes(runs), args.width, args.epochs, study=records.name,
                               provisional=records.grid.provisional)
     if args.format == "json":

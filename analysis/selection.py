@@ -50,6 +50,24 @@ class LawChoice:
     def fit(self) -> FitResult | None:
         return self.fits.get(self.chosen) if self.chosen else None
 
+    def fitted(self) -> tuple:
+        """Every law that was fitted (FitResult), in registry order."""
+        return tuple(f for f in self.fits.values() if isinstance(f, FitResult))
+
+    def for_width(self, width: float, widths_run) -> tuple:
+        """(fit, why) for predicting a cell of `width`: the chosen law; where that law has a curve per fitted width
+        only and `width` is not in `widths_run`, the same rule among the laws in N, and `why` says so (empty when
+        the chosen law predicts it). The report's checks and `analysis predict` both choose this way."""
+        fit = self.fit
+        if fit is None or not fit.law.widths or float(width) in {float(w) for w in widths_run}:
+            return fit, ""
+        other = self.among([f.name for f in self.fitted() if not f.law.widths])
+        if other.fit is None:
+            return fit, ""  # nothing else can predict it: predict_cell says why
+        return other.fit, (f"the chosen {self.chosen} law has a curve per fitted width only, so width {width:g} is "
+                           f"predicted by the {other.chosen} law, chosen by the same rule among the laws in N: "
+                           f"{other.reason}")
+
     def among(self, names) -> LawChoice:
         """The same rule applied to `names` only (e.g. the laws that can predict a width never run), reusing the
         fits and CV scores already made."""

@@ -15,7 +15,6 @@ from .cells import Cells, cell_table
 from .checks import ReferenceCheck, predict_reference, read_checks, run_check
 from .comparison import EQUIVALENCE_MARGIN, Comparison, compare_cell
 from .errors import AnalysisError
-from .fits import FitResult
 from .holdout import HeldOut, holdout_checks
 from .progress import GridStatus, grid_status
 from .records import LoadResult, load
@@ -134,33 +133,20 @@ def analyse(directory: str | Path, *, n_boot: int = DEFAULT_BOOT, seed: int = 0,
     return StudyAnalysis(**base, cells=cells, table=table, sizes=sizes, choice=choice, **extra)
 
 
-def _law_for_width(choice: LawChoice, cells: Cells, width: float) -> tuple[FitResult, str, tuple]:
-    """(fit, why, every fitted law) for predicting a cell of `width`: the chosen law; where that law has a curve per
-    fitted width only and the width was never run, the same CV rule among the laws that can predict it (said why)."""
-    fitted = {n: f for n, f in choice.fits.items() if isinstance(f, FitResult)}
-    fit, why = choice.fit, ""
-    if fit.law.widths and width not in set(cells.width):
-        other = choice.among([n for n, f in fitted.items() if not f.law.widths])
-        if other.fit is not None:
-            fit = other.fit
-            why = (f"the chosen {choice.chosen} law has a curve per fitted width only, so width {width:g} is "
-                   f"predicted by the {other.chosen} law, chosen by the same rule among the laws in N: {other.reason}")
-    return fit, why, tuple(fitted.values())
-
-
 def _check(check, choice: LawChoice, cells: Cells, sizes: WidthSizes, frame: pd.DataFrame, name: str,
            provisional: bool):
-    """A checks.toml cell, predicted as `_law_for_width` says."""
-    fit, why, fitted = _law_for_width(choice, cells, check.width)
-    return run_check(check, fit, sizes, frame, study=name, provisional=provisional, others=fitted, why_law=why)
+    """A checks.toml cell, predicted by the law `LawChoice.for_width` picks, and asked of every fitted law."""
+    fit, why = choice.for_width(check.width, cells.width)
+    return run_check(check, fit, sizes, frame, study=name, provisional=provisional, others=choice.fitted(),
+                     why_law=why)
 
 
 def _reference_check(reference: Reference, choice: LawChoice, cells: Cells, sizes: WidthSizes,
                      frame: pd.DataFrame, name: str, provisional: bool) -> ReferenceCheck:
-    """The reference's cell, absent from the study, predicted as `_law_for_width` says."""
-    fit, why, fitted = _law_for_width(choice, cells, reference.width)
-    return predict_reference(reference, fit, sizes, frame, study=name, provisional=provisional, others=fitted,
-                             why_law=why)
+    """The reference's cell, absent from the study, predicted the same way."""
+    fit, why = choice.for_width(reference.width, cells.width)
+    return predict_reference(reference, fit, sizes, frame, study=name, provisional=provisional,
+                             others=choice.fitted(), why_law=why)
 
 
 def _allocation(fit, sizes: WidthSizes, runs: pd.DataFrame, table: pd.DataFrame) -> dict:

@@ -156,6 +156,22 @@ def test_a_check_whose_folder_does_not_exist_yet_is_pending_and_the_others_still
     assert "not-yet does not exist" in pending
 
 
+def test_predict_and_the_reports_check_pick_the_same_law_at_a_width_never_run(setup, capsys):
+    """Here per_width wins CV but has no curve for width 64: the report's check and `analysis predict` must then
+    choose the same law in N by the same rule, and give the same number (they once applied the rule differently)."""
+    from analysis.cli import main
+    a = analyse(setup, n_boot=20)
+    [check] = a.checks
+    assert a.choice.chosen == "per_width" and check.why_law
+    assert main(["predict", str(setup), "--width", "64", "--epochs", "10", "--n-boot", "20"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"note: {check.why_law}") and f"{check.prediction.law} law" in out
+    assert main(["predict", str(setup), "--width", "64", "--epochs", "10", "--n-boot", "20", "--format", "json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["law"] == check.prediction.law
+    assert shown["predicted_acc"] == pytest.approx(check.prediction.predicted_acc)
+
+
 def _reference(recipe):
     return dataclasses.replace(load_reference(), recipe=recipe)
 
