@@ -65,6 +65,11 @@ class Cells:
         """Standard error of each cell's mean accuracy, with the SD rule above (pooled SD where n < 3)."""
         return self.sd / np.sqrt(self.n)
 
+    def sem_or(self, seed_sd: float) -> np.ndarray:
+        """`sem`, or where the cells have no replicates to measure it (residual mode), `seed_sd` / √n: a fitted
+        law's residual SD standing in for seed noise."""
+        return self.sem if self.mode == "cells" else seed_sd / np.sqrt(self.n)
+
     @property
     def n_runs(self) -> int:
         return int(self.n.sum())

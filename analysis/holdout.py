@@ -63,7 +63,7 @@ def held_out(cells: Cells, law: str, test: np.ndarray, label: str, **options) ->
                                                     "parameters for)")
     se = draws.std(axis=0, ddof=1) if len(draws) > 1 else np.full(len(held), np.nan)
     low, high = np.percentile(draws, [2.5, 97.5], axis=0) if len(draws) else (se, se)
-    sem = held.sem if cells.mode == "cells" else fit.seed_sd / np.sqrt(held.n)
+    sem = held.sem_or(fit.seed_sd)
     z = (held.acc - point) / np.sqrt(se**2 + sem**2)
     table = pd.DataFrame({"width": held.width, "epochs": held.epochs, "n": held.n, "observed": held.acc,
                           "sem_obs": sem, "predicted": point, "se_pred": se, "ci_low": low, "ci_high": high, "z": z})

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 
 from .errors import AnalysisError
 from .fitplots import plot_exponent_pairs, plot_parity, plot_residuals
@@ -88,9 +87,7 @@ def _figures(a: StudyAnalysis, folder: Path) -> list:
 
 def _sem(a: StudyAnalysis):
     """Each cell's standard error; without replicates, the chosen law's residual SD / √n."""
-    if a.cells.mode == "cells" or a.fit is None:
-        return a.cells.sem
-    return a.fit.seed_sd / np.sqrt(a.cells.n)
+    return a.cells.sem if a.fit is None else a.cells.sem_or(a.fit.seed_sd)
 
 
 def _need_fit(thing) -> None:

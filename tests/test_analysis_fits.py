@@ -104,6 +104,10 @@ def test_one_seed_per_cell_estimates_noise_from_residuals(frame):
     assert any("seed noise is unmeasured" in note for note in fit.notes)
     assert fit.n_boot == 20 and np.isfinite(fit.seed_sd) and 0 < fit.seed_sd < 0.01
     assert fit.intervals["beta"][0] <= TRUE["beta"] <= fit.intervals["beta"][1]
+    # without replicates a cell's SE comes from the law's residual SD; with them, from the cells themselves
+    assert fit.cells.sem_or(fit.seed_sd) == pytest.approx(fit.seed_sd / np.sqrt(fit.cells.n))
+    replicated = cell_table(frame)
+    assert replicated.mode == "cells" and np.array_equal(replicated.sem_or(1.0), replicated.sem)
 
 
 def test_constant_cells_have_no_seed_noise_and_still_fit(tmp_path):
