@@ -143,8 +143,8 @@ def run_check(check: Check, fit: FitResult, sizes: WidthSizes, study_frame: pd.D
     """Predict the check's cell from `fit` and compare it with every ok record of that cell in its folder;
     `others` (FitResults of other laws) each predict the cell as well, for the report's model-dependence table."""
     empty = pd.DataFrame(columns=["record", "precision", METRIC, "like_for_like", "differences", "z"])
-    alternatives = tuple(_alternative(other, sizes, check, study, provisional) for other in others
-                         if other.name != fit.name)
+    alternatives = tuple(_alternative(other, sizes, check.width, check.epochs, study, provisional)
+                         for other in others if other.name != fit.name)
     try:
         prediction = predict_cell(fit, sizes, check.width, check.epochs, study=study, provisional=provisional)
     except AnalysisError as exc:
@@ -220,9 +220,8 @@ def predict_reference(reference: Reference, fit: FitResult, sizes: WidthSizes, s
     if differences:
         return ReferenceCheck(reference, None, reason=f"the study's runs differ from the reference's recipe in "
                               f"{'; '.join(differences)}, so its laws say nothing about the reference's cell")
-    check = Check(reference.name, Path("."), reference.width, reference.epochs)
-    alternatives = tuple(_alternative(other, sizes, check, study, provisional) for other in others
-                         if other.name != fit.name)
+    alternatives = tuple(_alternative(other, sizes, reference.width, reference.epochs, study, provisional)
+                         for other in others if other.name != fit.name)
     try:
         prediction = predict_cell(fit, sizes, reference.width, reference.epochs, study=study, provisional=provisional)
     except AnalysisError as exc:
@@ -269,9 +268,9 @@ def _same(value, want) -> bool:
     return str(value) == str(want)
 
 
-def _alternative(fit: FitResult, sizes: WidthSizes, check: Check, study: str, provisional: bool) -> tuple:
+def _alternative(fit: FitResult, sizes: WidthSizes, width: int, epochs: int, study: str, provisional: bool) -> tuple:
     try:
-        return fit.name, predict_cell(fit, sizes, check.width, check.epochs, study=study, provisional=provisional)
+        return fit.name, predict_cell(fit, sizes, width, epochs, study=study, provisional=provisional)
     except AnalysisError as exc:
         return fit.name, str(exc)
 

@@ -233,7 +233,7 @@ def comparison_section(a: StudyAnalysis) -> list[str]:
         return lines + [f"Not computed: {result}", ""]
     if result is None:
         lines += [f"The study has no width {ref.width} × {ref.epochs} epochs cell, the cell of the reference "
-                  f"({ref.name}: {ref.provenance} values, {ref.hardware}, n = {ref.n}), so nothing here reproduces it."]
+                  f"({ref.name}; {ref.provenance}, {ref.hardware}, n = {ref.n}), so nothing here reproduces it."]
         lines += _reference_prediction(a)
         return lines + ([""] if lines[-1] else [])
     lines += [f"Reference: {ref.name} — {ref.source}; {ref.provenance} values, {ref.hardware}, n = {ref.n}.", ""]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from .errors import AnalysisError
 from .fitplots import plot_exponent_pairs, plot_parity, plot_residuals
 from .plots import (new_axes, plot_accuracy_heatmap, plot_accuracy_vs_epochs, plot_error_vs_flops,

@@ -93,7 +93,7 @@ def _reference_text(r) -> str:
     return (f"{ref.name}, width {ref.width} × {ref.epochs} epochs, is not in this study; "
             f"{'by the ' + p.law + ' law, ' if r.why_law else ''}predicted {_p(p.predicted_acc)} "
             f"(95% CI [{_p(p.ci95[0])}, {_p(p.ci95[1])}]{'; extrapolated: ' + p.extrapolation if p.extrapolated else ''}). "
-            f"The reference's {ref.provenance} mean is {_p(float(np.mean(ref.values)))} (n = {ref.n}, {ref.hardware}): "
+            f"The reference's mean is {_p(float(np.mean(ref.values)))} ({ref.provenance}, {ref.hardware}, n = {ref.n}): "
             f"z = {z_text(r.z(p))}. Not like-for-like (other hardware and precision, the seed's code), so this shows "
             "how far the law carries, not whether it holds.")
 
