@@ -2,6 +2,8 @@
 bootstrap pair plot of a law's exponents. Each draws on the Axes it is given (see plots.py)."""
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from matplotlib.axes import Axes
 
@@ -10,6 +12,10 @@ from .fits import NOT_IDENTIFIED, FitResult
 from .holdout import HeldOut
 from .plots import ACC_LABEL, colours
 from .selection import CVScore
+
+# One (marker, colour) per checks.toml check, in order; none of the colours is the corner test's red.
+CHECK_STYLES = (("D", "black"), ("^", "tab:orange"), ("v", "tab:brown"), ("P", "tab:pink"), ("X", "tab:gray"),
+                ("h", "tab:olive"), ("<", "tab:cyan"), (">", "tab:blue"))
 
 __all__ = ["plot_residuals", "plot_parity", "plot_exponent_pairs"]
 
@@ -44,8 +50,8 @@ def plot_residuals(ax: Axes, fit: FitResult) -> Axes:
 def plot_parity(ax: Axes, score: CVScore, cells_sem: np.ndarray, widths: np.ndarray,
                 held_out: list[HeldOut] | None = None, checks: list | None = None) -> Axes:
     """Observed cell means against their leave-one-cell-out predictions (±1 SE of the observation), with the
-    corner test's prediction and its 95% interval in red, and the checks.toml records (black diamonds; open
-    where not like-for-like) against their predicted mean's 95% interval; the diagonal is perfect prediction."""
+    corner test's prediction and its 95% interval in red, and the checks.toml records (one marker and colour per
+    check; open where not like-for-like) against their predicted mean's 95% interval; the diagonal is perfect prediction."""
     palette = colours(widths)
     obs, pred = 100 * score.observed, 100 * score.predicted
     for width in palette:
@@ -61,20 +67,20 @@ def plot_parity(ax: Axes, score: CVScore, cells_sem: np.ndarray, widths: np.ndar
                         xerr=[[100 * (row["predicted"] - row["ci_low"])], [100 * (row["ci_high"] - row["predicted"])]],
                         fmt="s", ms=7, color="red", mfc="none", capsize=3, label="corner test (95% CI)", zorder=4)
             values = np.concatenate([values, 100 * np.array([row["ci_low"], row["ci_high"]])])
-    for result in checks or []:
+    shown = [r for r in checks or [] if r.prediction is not None and not r.table.empty]
+    for result, (marker, colour) in zip(shown, itertools.cycle(CHECK_STYLES)):
         p = result.prediction
-        if p is None or result.table.empty:
-            continue
         for like in (True, False):
             rows = result.table[result.table["like_for_like"] == like]
             if rows.empty:
                 continue
-            x = np.full(len(rows), 100 * p.predicted_acc)
+            x, y = np.full(len(rows), 100 * p.predicted_acc), 100 * rows["ema_val_acc"].to_numpy(dtype=float)
             below, above = 100 * (p.predicted_acc - p.ci95[0]), 100 * (p.ci95[1] - p.predicted_acc)
-            ax.errorbar(x, 100 * rows["ema_val_acc"], xerr=[[below] * len(rows), [above] * len(rows)], fmt="D", ms=6, color="k", mfc="k" if like else "none", capsize=3,
-                        label=f"check {p.width:g}×{p.epochs:g}" + ("" if like else " (not like-for-like)"))
-            values = np.concatenate([values, 100 * rows["ema_val_acc"].to_numpy(dtype=float),
-                                     100 * np.array(p.ci95)])
+            ax.errorbar(x, y, xerr=[[below] * len(rows), [above] * len(rows)], fmt="none", ecolor=colour, capsize=3,
+                        zorder=3)
+            ax.plot(x, y, marker, ms=7, color=colour, mfc=colour if like else "none", linestyle="none", zorder=4,
+                    label=f"check {p.width:g}×{p.epochs:g}" + ("" if like else " (not like-for-like)"))
+            values = np.concatenate([values, y, 100 * np.array(p.ci95)])
     values = values[np.isfinite(values)]
     lo, hi = values.min(), values.max()
     pad = 0.05 * (hi - lo) or 0.5
