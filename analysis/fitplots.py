@@ -5,19 +5,23 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.lines import Line2D
 
 from .errors import AnalysisError
 from .fits import NOT_IDENTIFIED, FitResult
 from .holdout import HeldOut
 from .plots import ACC_LABEL, colours
+from .records import METRIC
+from .sizes import WidthSizes
 from .selection import CVScore
 
 # One (marker, colour) per checks.toml check, in order; none of the colours is the corner test's red.
 CHECK_STYLES = (("D", "black"), ("^", "tab:orange"), ("v", "tab:brown"), ("P", "tab:pink"), ("X", "tab:gray"),
                 ("h", "tab:olive"), ("<", "tab:cyan"), (">", "tab:blue"))
 
-__all__ = ["plot_residuals", "plot_parity", "plot_exponent_pairs"]
+__all__ = ["plot_residuals", "plot_parity", "plot_checks", "plot_exponent_pairs"]
 
 
 def plot_residuals(ax: Axes, fit: FitResult) -> Axes:
@@ -91,6 +95,79 @@ def plot_parity(ax: Axes, score: CVScore, cells_sem: np.ndarray, widths: np.ndar
     ax.set_ylabel(f"observed cell mean, {ACC_LABEL}")
     ax.set_title(f"{score.law} law: leave-one-cell-out parity (RMSE {score.rmse:.3g} points)", fontsize="medium")
     ax.legend(fontsize="x-small")
+    ax.grid(alpha=0.3)
+    return ax
+
+
+LAW_STYLES = ("--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)))  # the other laws' curves; the check's law is solid
+
+
+def plot_checks(ax: Axes, checks: list, fits: dict, table: pd.DataFrame, sizes: WidthSizes) -> Axes:
+    """At each width a checks.toml check ran: every fitted law's curve in epochs, from the study's shortest runs
+    out to the check's epochs (the check's law solid, with its bootstrap 95% band; the others broken), the
+    study's own cell means at that width, and each check's runs with their mean ± 1 SE. Where the curves part,
+    the check's runs say which law's form holds."""
+    shown = [r for r in checks if r.prediction is not None and not r.table.empty]
+    if not shown:
+        raise AnalysisError("no check has both a prediction and runs to draw")
+    widths = sorted({float(r.check.width) for r in shown})
+    palette = colours(sorted(set(widths) | {float(w) for w in table["width"]}))
+    own = shown[0].prediction.law  # every check of one study is predicted by one rule; label by the first
+    laws = [f for f in fits.values() if isinstance(f, FitResult)]
+    styles = dict(zip([f.name for f in laws if f.name != own], LAW_STYLES))
+    values = []
+    for width in widths:
+        colour = palette[width]
+        here = [r for r in shown if float(r.check.width) == width]
+        cells = table[table["width"] == width]
+        last = max([r.check.epochs for r in here] + list(cells["epochs"]))
+        grid = np.geomspace(float(table["epochs"].min()), float(last), 80)
+        size = sizes.value("num_params", width)[0]
+        for fit in laws:
+            if fit.law.widths and width not in {float(w) for w in fit.law.widths}:
+                continue  # a curve per fitted width only: it has none here
+            point, draws = fit.predict_error(size, grid, width)
+            curve = 100 * (1.0 - point)
+            if not np.isfinite(curve).all():
+                continue
+            mine = fit.name == here[0].prediction.law
+            ax.plot(grid, curve, "-" if mine else styles.get(fit.name, "--"), color=colour, lw=1.6 if mine else 1.0,
+                    alpha=1.0 if mine else 0.8, zorder=2)
+            if mine and len(draws) > 1:
+                low, high = np.percentile(100 * (1.0 - draws), [2.5, 97.5], axis=0)
+                ax.fill_between(grid, low, high, color=colour, alpha=0.15, lw=0, zorder=1)
+            values.append(curve)
+        if len(cells):
+            ax.errorbar(cells["epochs"], 100 * cells["mean"], yerr=100 * np.nan_to_num(cells["sem"]), fmt="o", ms=4,
+                        capsize=2, color=colour, mfc="white", zorder=3)
+            values.append(100 * cells["mean"].to_numpy(dtype=float))
+        for r in here:
+            rows = r.table[r.table["like_for_like"]] if r.n_like else r.table
+            acc = 100 * rows[METRIC].to_numpy(dtype=float)
+            sem = acc.std(ddof=1) / np.sqrt(len(acc)) if len(acc) > 1 else 0.0
+            ax.scatter(np.full(len(acc), r.check.epochs * 1.04), acc, s=14, marker="_", color=colour, zorder=3)
+            ax.errorbar([r.check.epochs], [acc.mean()], yerr=[sem], fmt="D", ms=7, capsize=3, color=colour, mec="k",
+                        zorder=4)
+            values.append(acc)
+    values = np.concatenate(values)
+    values = values[np.isfinite(values)]
+    pad = 0.08 * (values.max() - values.min()) or 0.5
+    ax.set_ylim(values.min() - pad, values.max() + pad)
+    ax.set_xscale("log", base=2)
+    ticks = sorted({float(e) for e in table["epochs"]} | {float(r.check.epochs) for r in shown})
+    ax.set_xticks(ticks, [f"{e:g}" for e in ticks])
+    ax.minorticks_off()
+    fitted = (float(table["epochs"].min()), float(table["epochs"].max()))
+    ax.axvspan(*fitted, color="grey", alpha=0.07, lw=0, zorder=0)
+    handles = [Line2D([], [], color=palette[w], lw=6, alpha=0.6, label=f"width={w:g}") for w in widths]
+    handles += [Line2D([], [], color="k", ls="-", lw=1.6, label=f"{own} (the checks' law; 95% band)")]
+    handles += [Line2D([], [], color="k", ls=styles[n], lw=1.0, label=n) for n in styles]
+    handles += [Line2D([], [], color="k", marker="o", mfc="white", ls="none", label="study cells (± 1 SE)"),
+                Line2D([], [], color="k", marker="D", ls="none", label="check runs: mean ± 1 SE, and each run")]
+    ax.legend(handles=handles, fontsize="x-small", loc="lower right")
+    ax.set_xlabel(f"epochs (shaded: the fitted {fitted[0]:g}–{fitted[1]:g})")
+    ax.set_ylabel(ACC_LABEL)
+    ax.set_title("the checks against every law's curve, extrapolated from the study", fontsize="medium")
     ax.grid(alpha=0.3)
     return ax
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import AnalysisError
-from .fitplots import plot_exponent_pairs, plot_parity, plot_residuals
+from .fitplots import plot_checks, plot_exponent_pairs, plot_parity, plot_residuals
 from .plots import (new_axes, plot_accuracy_heatmap, plot_accuracy_vs_epochs, plot_error_vs_flops,
                     plot_time_frontier, save_figure)
 from .records import METRIC
@@ -67,6 +67,9 @@ def _figures(a: StudyAnalysis, folder: Path) -> list:
         ("residuals", "standardised residuals of the chosen law", lambda ax: _need_fit(fit) or plot_residuals(ax, fit)),
         ("parity", "leave-one-cell-out parity, the corner test and the checks",
          lambda ax: _need_fit(score) or plot_parity(ax, score, _sem(a), a.cells.width, a.held_out, a.checks)),
+        *([("checks", "the checks.toml checks against every law's curve in epochs, extrapolated",
+            lambda ax: plot_checks(ax, a.checks, a.choice.fits, table, a.sizes))]
+          if any(r.prediction is not None and not r.table.empty for r in a.checks) else []),
         ("exponents", "bootstrap pair plot of the chosen law's exponents",
          lambda ax: _need_fit(fit) or plot_exponent_pairs(ax, fit)),
         ("time_frontier", "error vs measured train_time_s", lambda ax: plot_time_frontier(ax, table, a.envelope_time, fit)),

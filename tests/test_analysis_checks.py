@@ -10,7 +10,9 @@ import pytest
 from analysis import (AnalysisError, analyse, fit_law, grid_status, load, load_reference, read_checks, run_check,
                       width_sizes)
 from analysis.checks import combined_z, recipe_differences
-from analysis.reporting import render
+from analysis.fitplots import plot_checks
+from analysis.plots import new_axes
+from analysis.reporting import render, report
 from analysis.summary import _told_apart
 from analysis.testing import grid_records, make_record, num_params_of, write_records
 
@@ -170,6 +172,27 @@ def test_predict_and_the_reports_check_pick_the_same_law_at_a_width_never_run(se
     shown = json.loads(capsys.readouterr().out)
     assert shown["law"] == check.prediction.law
     assert shown["predicted_acc"] == pytest.approx(check.prediction.predicted_acc)
+
+
+def test_the_checks_figure_draws_every_law_that_reaches_the_width_out_to_the_checks_epochs(setup, tmp_path):
+    a = analyse(setup, n_boot=20)
+    [check] = a.checks
+    ax = new_axes()[1]
+    assert plot_checks(ax, a.checks, a.choice.fits, a.table, a.sizes) is ax
+    curves = [line for line in ax.get_lines() if len(line.get_xdata()) == 80]
+    in_n = [f for f in a.choice.fitted() if not f.law.widths]  # per_width has no curve at width 64
+    assert len(curves) == len(in_n) and [c.get_linestyle() for c in curves].count("-") == 1
+    assert all(c.get_xdata()[0] == 3 and c.get_xdata()[-1] == pytest.approx(check.check.epochs) for c in curves)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert f"{check.prediction.law} (the checks' law; 95% band)" in labels and "width=64" in labels
+    path = report(setup, n_boot=12)
+    assert (setup / "figures" / "checks.png").is_file() and "(figures/checks.png)" in path.read_text()
+    plain = tmp_path / "plain"  # no checks.toml: no checks figure, and no line saying it was not drawn
+    write_records(plain, grid_records(true_error, widths=(8, 16, 32), epochs=(3, 5, 10), seeds=2, sd=0.002, seed=2))
+    text = report(plain, n_boot=12).read_text()
+    assert "checks.toml checks against" not in text and not (plain / "figures" / "checks.png").exists()
+    with pytest.raises(AnalysisError, match="no check has both a prediction and runs"):
+        plot_checks(new_axes()[1], [], a.choice.fits, a.table, a.sizes)
 
 
 def _reference(recipe):
