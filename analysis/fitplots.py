@@ -14,8 +14,8 @@ from .fits import NOT_IDENTIFIED, FitResult
 from .holdout import HeldOut
 from .plots import ACC_LABEL, colours
 from .records import METRIC
-from .sizes import WidthSizes
 from .selection import CVScore
+from .sizes import WidthSizes
 
 # One (marker, colour) per checks.toml check, in order; none of the colours is the corner test's red.
 CHECK_STYLES = (("D", "black"), ("^", "tab:orange"), ("v", "tab:brown"), ("P", "tab:pink"), ("X", "tab:gray"),
@@ -55,7 +55,8 @@ def plot_parity(ax: Axes, score: CVScore, cells_sem: np.ndarray, widths: np.ndar
                 held_out: list[HeldOut] | None = None, checks: list | None = None) -> Axes:
     """Observed cell means against their leave-one-cell-out predictions (±1 SE of the observation), with the
     corner test's prediction and its 95% interval in red, and the checks.toml records (one marker and colour per
-    check; open where not like-for-like) against their predicted mean's 95% interval; the diagonal is perfect prediction."""
+    check; open where not like-for-like) against their predicted mean's 95% interval; the diagonal is perfect
+    prediction."""
     palette = colours(widths)
     obs, pred = 100 * score.observed, 100 * score.predicted
     for width in palette:
@@ -99,22 +100,22 @@ def plot_parity(ax: Axes, score: CVScore, cells_sem: np.ndarray, widths: np.ndar
     return ax
 
 
-LAW_STYLES = ("--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)))  # the other laws' curves; the check's law is solid
+LAW_STYLES = ("--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)))  # the laws' curves; the first checks' law is solid
 
 
 def plot_checks(ax: Axes, checks: list, fits: dict, table: pd.DataFrame, sizes: WidthSizes) -> Axes:
     """At each width a checks.toml check ran: every fitted law's curve in epochs, from the study's shortest runs
-    out to the check's epochs (the check's law solid, with its bootstrap 95% band; the others broken), the
-    study's own cell means at that width, and each check's runs with their mean ± 1 SE. Where the curves part,
-    the check's runs say which law's form holds."""
+    out to the check's epochs (one line style per law; the law that predicted the checks at that width drawn
+    thick, with its bootstrap 95% band), the study's own cell means at that width, and each check's runs with
+    their mean ± 1 SE. Where the curves part, the check's runs say which law's form holds."""
     shown = [r for r in checks if r.prediction is not None and not r.table.empty]
     if not shown:
         raise AnalysisError("no check has both a prediction and runs to draw")
     widths = sorted({float(r.check.width) for r in shown})
     palette = colours(sorted(set(widths) | {float(w) for w in table["width"]}))
-    own = shown[0].prediction.law  # every check of one study is predicted by one rule; label by the first
+    own = shown[0].prediction.law  # solid; a width never run may be predicted by another law (LawChoice.for_width)
     laws = [f for f in fits.values() if isinstance(f, FitResult)]
-    styles = dict(zip([f.name for f in laws if f.name != own], LAW_STYLES))
+    styles = {own: "-", **dict(zip([f.name for f in laws if f.name != own], LAW_STYLES))}
     values = []
     for width in widths:
         colour = palette[width]
@@ -131,8 +132,8 @@ def plot_checks(ax: Axes, checks: list, fits: dict, table: pd.DataFrame, sizes: 
             if not np.isfinite(curve).all():
                 continue
             mine = fit.name == here[0].prediction.law
-            ax.plot(grid, curve, "-" if mine else styles.get(fit.name, "--"), color=colour, lw=1.6 if mine else 1.0,
-                    alpha=1.0 if mine else 0.8, zorder=2)
+            ax.plot(grid, curve, styles[fit.name], color=colour, lw=1.8 if mine else 1.0, alpha=1.0 if mine else 0.8,
+                    zorder=2)
             if mine and len(draws) > 1:
                 low, high = np.percentile(100 * (1.0 - draws), [2.5, 97.5], axis=0)
                 ax.fill_between(grid, low, high, color=colour, alpha=0.15, lw=0, zorder=1)
@@ -160,8 +161,8 @@ def plot_checks(ax: Axes, checks: list, fits: dict, table: pd.DataFrame, sizes: 
     fitted = (float(table["epochs"].min()), float(table["epochs"].max()))
     ax.axvspan(*fitted, color="grey", alpha=0.07, lw=0, zorder=0)
     handles = [Line2D([], [], color=palette[w], lw=6, alpha=0.6, label=f"width={w:g}") for w in widths]
-    handles += [Line2D([], [], color="k", ls="-", lw=1.6, label=f"{own} (the checks' law; 95% band)")]
     handles += [Line2D([], [], color="k", ls=styles[n], lw=1.0, label=n) for n in styles]
+    handles += [Line2D([], [], color="grey", lw=4, alpha=0.4, label="thick, banded: the checks' law (95%)")]
     handles += [Line2D([], [], color="k", marker="o", mfc="white", ls="none", label="study cells (± 1 SE)"),
                 Line2D([], [], color="k", marker="D", ls="none", label="check runs: mean ± 1 SE, and each run")]
     ax.legend(handles=handles, fontsize="x-small", loc="lower right")

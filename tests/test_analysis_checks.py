@@ -184,7 +184,8 @@ def test_the_checks_figure_draws_every_law_that_reaches_the_width_out_to_the_che
     assert len(curves) == len(in_n) and [c.get_linestyle() for c in curves].count("-") == 1
     assert all(c.get_xdata()[0] == 3 and c.get_xdata()[-1] == pytest.approx(check.check.epochs) for c in curves)
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert f"{check.prediction.law} (the checks' law; 95% band)" in labels and "width=64" in labels
+    assert "thick, banded: the checks' law (95%)" in labels and check.prediction.law in labels and "width=64" in labels
+    assert max(c.get_linewidth() for c in curves) == [c for c in curves if c.get_linestyle() == "-"][0].get_linewidth()
     path = report(setup, n_boot=12)
     assert (setup / "figures" / "checks.png").is_file() and "(figures/checks.png)" in path.read_text()
     plain = tmp_path / "plain"  # no checks.toml: no checks figure, and no line saying it was not drawn
