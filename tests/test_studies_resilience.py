@@ -129,6 +129,23 @@ def held_by(locks: Path, pid: int) -> bool:
     return False
 
 
+def test_an_interrupt_that_landed_inside_an_eval_still_exits_130(tmp_path):
+    """Deterministic twin of the race below: Ctrl-C that arrives while an eval() of a string runs (typing's
+    annotation strings, say) is caught and handled, yet CPython would then end the process by SIGINT (-2 to a
+    parent). interrupted_exit() makes the documented 130 stick; without it this interpreter gives -2."""
+    script = ("import sys\nfrom speedrun.cli import interrupted_exit\n"
+              "def stop():\n    raise KeyboardInterrupt\n"
+              "try:\n    eval('stop()')\nexcept KeyboardInterrupt:\n    pass\n"
+              "raise SystemExit(interrupted_exit() if sys.argv[1] == 'fixed' else 130)\n")
+    (tmp_path / "stopper").mkdir()
+    (tmp_path / "stopper" / "__main__.py").write_text(script)  # run as `python -m`, as our commands are
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(tmp_path)])}
+    code = {how: subprocess.run([sys.executable, "-m", "stopper", how], env=env).returncode
+            for how in ("fixed", "bare")}
+    assert code["fixed"] == 130
+    assert code["bare"] in (130, -signal.SIGINT)  # -2 with `-m` on CPython 3.8-3.13: the mark this guards against
+
+
 def test_interrupt_stops_cleanly_and_a_restart_finishes(tmp_path):
     """SIGINT (Ctrl-C) and SIGTERM: exit 130 with a summary saying how to continue; the rerun completes."""
     path = tmp_path / "stopped.toml"
