@@ -108,7 +108,7 @@ def _main(argv: list[str] | None) -> int:
         if summary.no_space:
             print(f"error: {summary.no_space}", file=sys.stderr)
     if summary.interrupted:
-        from speedrun.cli import interrupted_exit
+        from speedrun import interrupted_exit
         return interrupted_exit()  # 130, also when the interrupt landed inside an eval()
     return summary.exit_code
 

@@ -133,7 +133,7 @@ def test_an_interrupt_that_landed_inside_an_eval_still_exits_130(tmp_path):
     """Deterministic twin of the race below: Ctrl-C that arrives while an eval() of a string runs (typing's
     annotation strings, say) is caught and handled, yet CPython would then end the process by SIGINT (-2 to a
     parent). interrupted_exit() makes the documented 130 stick; without it this interpreter gives -2."""
-    script = ("import sys\nfrom speedrun.cli import interrupted_exit\n"
+    script = ("import sys\nfrom speedrun import interrupted_exit\n"
               "def stop():\n    raise KeyboardInterrupt\n"
               "try:\n    eval('stop()')\nexcept KeyboardInterrupt:\n    pass\n"
               "raise SystemExit(interrupted_exit() if sys.argv[1] == 'fixed' else 130)\n")
