@@ -1,5 +1,5 @@
 """speedrun: the hlb-CIFAR10 v0.3.0 trainer as a library — width and epochs as knobs, the exact recipe."""
-from .cli import interrupted_exit
+from .cli import exit_status
 from .config import EXECUTION_FIELDS, ConfigError, Derived, TrainConfig, run_id
 from .data import DataError
 from .flops import model_stats, train_flops
@@ -14,4 +14,4 @@ __version__ = "0.1.0"
 __all__ = ["TrainConfig", "ConfigError", "Derived", "DataError", "EXECUTION_FIELDS", "PRECISIONS", "STATUSES",
            "device_name", "train", "run_id", "model_stats", "train_flops", "failed_record",
            "atomic_write_text", "write_json", "json_text", "strict_json", "fsync_dir",
-           "EPOCH_COLUMNS", "epoch_header", "epoch_line", "interrupted_exit", "__version__"]
+           "EPOCH_COLUMNS", "epoch_header", "epoch_line", "exit_status", "__version__"]

@@ -1,5 +1,5 @@
 import sys
 
-from .cli import main
+from .cli import exit_status, main
 
-sys.exit(main())
+sys.exit(exit_status(main()))

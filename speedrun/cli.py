@@ -11,7 +11,7 @@ from .config import ConfigError, TrainConfig
 from .table import epoch_header, epoch_line
 from .writer import json_text, write_json
 
-__all__ = ["main", "interrupted_exit"]
+__all__ = ["main", "exit_status"]
 
 
 def add_config_flags(parser: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
@@ -150,17 +150,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return interrupted_exit()
+        return 130
 
 
-def interrupted_exit() -> int:
-    """130, the exit status of an orderly stop on Ctrl-C (or SIGTERM), made to stick. CPython marks a
-    KeyboardInterrupt that ended any eval() or exec() of a string (typing's annotation strings, generated code) as
-    unhandled even when an outer `except` caught it, and at exit then ends the process by SIGINT: a parent sees
-    -2, not 130, though the stop was orderly. Evaluating a string once more clears that mark."""
+def exit_status(code: int) -> int:
+    """`code`, made to stick as the process's exit status; `python -m speedrun` and `python -m studies` exit
+    through it. CPython marks a KeyboardInterrupt that ended any eval() or exec() of a string (typing's annotation
+    strings, generated code) as unhandled even when an outer `except` caught it, and at exit then ends the process
+    by SIGINT: a parent would see -2, not the 130 of an orderly stop. Evaluating a string once more clears that
+    mark; a KeyboardInterrupt that really escapes main() still ends the process by SIGINT, as it should."""
     eval("None")  # a constant: only resets the interpreter's unhandled-KeyboardInterrupt mark
-    return 130
+    return code
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_status(main()))

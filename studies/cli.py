@@ -107,9 +107,6 @@ def _main(argv: list[str] | None) -> int:
             print(f"adaptive: {summary.adaptive}")
         if summary.no_space:
             print(f"error: {summary.no_space}", file=sys.stderr)
-    if summary.interrupted:
-        from speedrun import interrupted_exit
-        return interrupted_exit()  # 130, also when the interrupt landed inside an eval()
     return summary.exit_code
 
 

@@ -132,11 +132,12 @@ def held_by(locks: Path, pid: int) -> bool:
 def test_an_interrupt_that_landed_inside_an_eval_still_exits_130(tmp_path):
     """Deterministic twin of the race below: Ctrl-C that arrives while an eval() of a string runs (typing's
     annotation strings, say) is caught and handled, yet CPython would then end the process by SIGINT (-2 to a
-    parent). interrupted_exit() makes the documented 130 stick; without it this interpreter gives -2."""
-    script = ("import sys\nfrom speedrun import interrupted_exit\n"
+    parent). speedrun.exit_status, which both `python -m` entry points exit through, makes the documented 130 stick;
+    without it this interpreter gives -2."""
+    script = ("import sys\nfrom speedrun import exit_status\n"
               "def stop():\n    raise KeyboardInterrupt\n"
               "try:\n    eval('stop()')\nexcept KeyboardInterrupt:\n    pass\n"
-              "raise SystemExit(interrupted_exit() if sys.argv[1] == 'fixed' else 130)\n")
+              "raise SystemExit(exit_status(130) if sys.argv[1] == 'fixed' else 130)\n")
     (tmp_path / "stopper").mkdir()
     (tmp_path / "stopper" / "__main__.py").write_text(script)  # run as `python -m`, as our commands are
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(tmp_path)])}
