@@ -72,10 +72,15 @@ class _ByLaw:
         laws = ((self.prediction.law, self.prediction), *self.alternatives)
         return {name: p for name, p in laws if not isinstance(p, str)}
 
+    def span(self) -> tuple[float, float]:
+        """(smallest, largest) predicted mean across the laws; NaNs without a prediction."""
+        means = [p.predicted_acc for p in self.predictions().values()]
+        return (min(means), max(means)) if means else (math.nan, math.nan)
+
     def spread(self) -> float:
         """Largest minus smallest predicted mean across the laws (0 with one law): how much rests on the form."""
-        means = [p.predicted_acc for p in self.predictions().values()]
-        return max(means) - min(means) if means else math.nan
+        low, high = self.span()
+        return high - low
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,11 @@ class CheckResult(_ByLaw):
     reason: str = ""  # why nothing was compared
     alternatives: tuple = ()  # (law name, Prediction or why not), for every other law fitted to the study
     why_law: str = ""  # why the prediction is not the study's chosen law's (empty when it is)
+
+    @property
+    def observed(self) -> bool:
+        """Predicted and with runs to set against it (what the figures draw)."""
+        return self.prediction is not None and not self.table.empty
 
     def z_by_law(self) -> dict:
         """{law: z of the records' mean against that law's prediction}, in the order of `predictions`; against the
@@ -198,6 +208,10 @@ class ReferenceCheck(_ByLaw):
     reason: str = ""  # why there is no prediction
 
     @property
+    def reference_mean(self) -> float:
+        return float(np.mean(self.reference.values))
+
+    @property
     def reference_sd(self) -> float:
         values = self.reference.values
         return float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
@@ -206,7 +220,7 @@ class ReferenceCheck(_ByLaw):
         """(reference mean − predicted mean) / √(se_pred² + reference SD² / n)."""
         sd = self.reference_sd if math.isfinite(self.reference_sd) else prediction.seed_sd
         se = math.sqrt(prediction.se_pred**2 + sd**2 / self.reference.n)
-        return (float(np.mean(self.reference.values)) - prediction.predicted_acc) / se if se > 0 else math.nan
+        return (self.reference_mean - prediction.predicted_acc) / se if se > 0 else math.nan
 
     def z_by_law(self) -> dict:
         return {name: self.z(p) for name, p in self.predictions().items()}

@@ -72,7 +72,7 @@ def plot_parity(ax: Axes, score: CVScore, cells_sem: np.ndarray, widths: np.ndar
                         xerr=[[100 * (row["predicted"] - row["ci_low"])], [100 * (row["ci_high"] - row["predicted"])]],
                         fmt="s", ms=7, color="red", mfc="none", capsize=3, label="corner test (95% CI)", zorder=4)
             values = np.concatenate([values, 100 * np.array([row["ci_low"], row["ci_high"]])])
-    shown = [r for r in checks or [] if r.prediction is not None and not r.table.empty]
+    shown = [r for r in checks or [] if r.observed]
     for result, (marker, colour) in zip(shown, itertools.cycle(CHECK_STYLES)):
         p = result.prediction
         for like in (True, False):
@@ -108,7 +108,7 @@ def plot_checks(ax: Axes, checks: list, fits: dict, table: pd.DataFrame, sizes: 
     out to the check's epochs (one line style per law; the law that predicted the checks at that width drawn
     thick, with its bootstrap 95% band), the study's own cell means at that width, and each check's runs with
     their mean ± 1 SE. Where the curves part, the check's runs say which law's form holds."""
-    shown = [r for r in checks if r.prediction is not None and not r.table.empty]
+    shown = [r for r in checks if r.observed]
     if not shown:
         raise AnalysisError("no check has both a prediction and runs to draw")
     widths = sorted({float(r.check.width) for r in shown})

@@ -254,7 +254,7 @@ def _reference_prediction(a: StudyAnalysis) -> list[str]:
     p, ref = r.prediction, r.reference
     lines = ["", f"Predicted from this study's records alone ({p.law} law, {p.n_runs} runs): mean "
              f"{pct(p.predicted_acc)}% (95% CI [{pct(p.ci95[0])}, {pct(p.ci95[1])}]); the reference's mean is "
-             f"{pct(float(np.mean(ref.values)))}% ± {pct(r.reference_sd)} SD (n = {ref.n}), z = {z_text(r.z(p))}."
+             f"{pct(r.reference_mean)}% ± {pct(r.reference_sd)} SD (n = {ref.n}), z = {z_text(r.z(p))}."
              + (f" Extrapolated: {p.extrapolation}." if p.extrapolated else "")
              + (f" Rests on {', '.join(p.not_identified)} ({NOT_IDENTIFIED})." if p.not_identified else ""), "",
              "Not like-for-like, so this is no test of the law: the reference's runs are the seed's own code on "

@@ -69,7 +69,7 @@ def _figures(a: StudyAnalysis, folder: Path) -> list:
          lambda ax: _need_fit(score) or plot_parity(ax, score, _sem(a), a.cells.width, a.held_out, a.checks)),
         *([("checks", "the checks.toml checks against every law's curve in epochs, extrapolated",
             lambda ax: plot_checks(ax, a.checks, a.choice.fits, table, a.sizes))]
-          if any(r.prediction is not None and not r.table.empty for r in a.checks) else []),
+          if any(r.observed for r in a.checks) else []),
         ("exponents", "bootstrap pair plot of the chosen law's exponents",
          lambda ax: _need_fit(fit) or plot_exponent_pairs(ax, fit)),
         ("time_frontier", "error vs measured train_time_s", lambda ax: plot_time_frontier(ax, table, a.envelope_time, fit)),

@@ -93,7 +93,7 @@ def _reference_text(r) -> str:
     return (f"{ref.name}, width {ref.width} × {ref.epochs} epochs, is not in this study; "
             f"{'by the ' + p.law + ' law, ' if r.why_law else ''}predicted {_p(p.predicted_acc)} "
             f"(95% CI [{_p(p.ci95[0])}, {_p(p.ci95[1])}]{'; extrapolated: ' + p.extrapolation if p.extrapolated else ''}). "
-            f"The reference's mean is {_p(float(np.mean(ref.values)))} ({ref.provenance}, {ref.hardware}, n = {ref.n}): "
+            f"The reference's mean is {_p(r.reference_mean)} ({ref.provenance}, {ref.hardware}, n = {ref.n}): "
             f"z = {z_text(r.z(p))}. Not like-for-like (other hardware and precision, the seed's code), so this shows "
             "how far the law carries, not whether it holds.")
 
@@ -253,22 +253,23 @@ def _cannot(a: StudyAnalysis) -> list[str]:
     for r in a.checks:
         if r.prediction is None or not r.prediction.extrapolated:
             continue
-        means = [p.predicted_acc for p in r.predictions().values()]
-        if len(means) > 1:
-            lines.append(f"- Which law's form holds at {r.check.width} × {r.check.epochs} epochs: the fitted laws "
-                         f"predict it {_p(min(means))}–{_p(max(means))}, a spread of "
-                         f"{100 * r.spread():.2f} points; the check's prediction rests on the "
-                         f"{r.prediction.law} law's form.{_told_apart(r)}")
+        if len(r.predictions()) > 1:
+            lines.append(f"- Which law's form holds at {r.check.width} × {r.check.epochs} epochs: {_span_text(r)}; "
+                         f"the check's prediction rests on the {r.prediction.law} law's form.{_told_apart(r)}")
     r = a.reference_check
     if r is not None and len(r.predictions()) > 1:
-        means = [p.predicted_acc for p in r.predictions().values()]
         lines.append(f"- Which law's form holds at the reference's cell, {r.reference.width} × {r.reference.epochs} "
-                     f"epochs: the fitted laws predict it {_p(min(means))}–{_p(max(means))}, a spread of "
-                     f"{100 * r.spread():.2f} points. The reference's runs differ from this study's in hardware, "
+                     f"epochs: {_span_text(r)}. The reference's runs differ from this study's in hardware, "
                      "precision and code, so they cannot tell the laws apart.")
     if a.grid.provisional:
         lines.append("- The grid is incomplete: these are provisional numbers.")
     return lines + [""]
+
+
+def _span_text(r) -> str:
+    """'the fitted laws predict it 87.36%–89.24%, a spread of 1.88 points' for a cell asked of every law."""
+    low, high = r.span()
+    return f"the fitted laws predict it {_p(low)}–{_p(high)}, a spread of {100 * (high - low):.2f} points"
 
 
 def _told_apart(r) -> str:
