@@ -16,6 +16,9 @@ labelled, the z of all of them.
 The check also asks every other law that was fitted to the study what it predicts at the cell (`alternatives`):
 a prediction outside the fitted range rests on the law's form, and the spread across forms shows how much.
 
+All observed checks are then taken together under each law (`joint_checks`): their predictions come from one
+fit, so their errors are correlated, and a z per check cannot say whether the law misses them as a whole.
+
 The published reference's cell (results/reference/), where a study lacks it, is predicted the same way
 (`predict_reference`) if the study ran the reference's recipe, and its values are set beside the prediction.
 Those values come from other hardware and code, so that z is shown and never read as a test of the law.
@@ -30,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 try:
     import tomllib
@@ -38,15 +42,16 @@ except ModuleNotFoundError:  # Python 3.10
 
 from .errors import AnalysisError, NoRecordsError
 from .fits import FitResult
-from .predict import Prediction, predict_cell
+from .predict import Prediction, predict_acc, predict_cell
 from .records import EXECUTION_FIELDS, METRIC, load
 from .reference import Reference
 from .sizes import WidthSizes
 
-__all__ = ["Check", "CheckResult", "ReferenceCheck", "read_checks", "run_check", "predict_reference",
-           "recipe_differences", "combined_z", "CHECKS_FILE"]
+__all__ = ["Check", "CheckResult", "JointCheck", "ReferenceCheck", "read_checks", "run_check", "joint_checks",
+           "predict_reference", "recipe_differences", "combined_z", "CHECKS_FILE"]
 
 CHECKS_FILE = "checks.toml"
+JOINT_ALPHA = 0.05  # the level at which the checks taken together reject a law
 _FIELDS = {"name": str, "records": str, "width": int, "epochs": int}
 _NOT_IDENTITY = {"width", "epochs", "seed", "config.precision", "config.device"} | EXECUTION_FIELDS
 
@@ -192,6 +197,87 @@ def run_check(check: Check, fit: FitResult, sizes: WidthSizes, study_frame: pd.D
     z_all, n_all = combined_z(table, prediction)
     return CheckResult(check, prediction, table, z_like, n_like, z_all, n_all, alternatives=alternatives,
                        why_law=why_law)
+
+
+@dataclass(frozen=True)
+class JointCheck:
+    """Every observed check under one law at once. The checks are predicted by one fit, so their prediction errors
+    are correlated (`max_corr`). With r the like-for-like runs' means minus the predictions and C the bootstrap
+    covariance of the predictions plus each check's seed noise (seed_sd² / n) on its diagonal:
+    - χ² = rᵀC⁻¹r on k degrees of freedom: does every check land where the law says, taken together?
+    - the common offset, the generalised least-squares mean of r (SE (1ᵀC⁻¹1)^−½): does the law sit above or
+      below the checks as a whole? A law that overstates (or understates) every check shows here first."""
+
+    law: str
+    checks: tuple  # the Checks taken together
+    residuals: tuple  # observed − predicted mean, per check (fractions)
+    chi2: float
+    p: float
+    offset: float  # observed − predicted, common to all checks (fraction)
+    offset_se: float
+    max_corr: float  # the largest correlation between two checks' predictions
+    left_out: tuple = ()  # (Check, why) for observed checks this law does not take
+
+    @property
+    def k(self) -> int:
+        return len(self.checks)
+
+    @property
+    def misses(self) -> bool:
+        """True when the checks, taken together, reject the law at JOINT_ALPHA."""
+        return self.p < JOINT_ALPHA  # False for NaN
+
+    @property
+    def offset_z(self) -> float:
+        return self.offset / self.offset_se if self.offset_se > 0 else math.nan
+
+    @property
+    def offset_ci(self) -> tuple[float, float]:
+        half = stats.norm.ppf(0.975) * self.offset_se
+        return self.offset - half, self.offset + half
+
+
+def joint_checks(results, fits) -> list[JointCheck]:
+    """A JointCheck for each law in `fits` (FitResults) that predicts two or more of the observed checks in
+    `results` (CheckResults) from bootstrap draws; only like-for-like records count, as in each check's own z."""
+    observed = [r for r in results if r.observed]
+    joint = []
+    for fit in fits:
+        if len(fit.draws) < 2:
+            continue
+        used, left_out, columns = [], [], []
+        for r in observed:
+            if not r.n_like:
+                left_out.append((r.check, "no like-for-like records"))
+                continue
+            prediction = r.predictions().get(fit.name)
+            if prediction is None:
+                why = dict(r.alternatives).get(fit.name)
+                left_out.append((r.check, why if isinstance(why, str) else "the law did not predict it"))
+                continue
+            _, draws = predict_acc(fit, prediction.num_params, r.check.epochs, r.check.width)
+            rows = r.table[r.table["like_for_like"]]
+            used.append((r, float(np.mean(rows[METRIC])) - prediction.predicted_acc, len(rows)))
+            columns.append(draws[:, 0])
+        if len(used) >= 2:
+            joint.append(_joint(fit, used, np.column_stack(columns), tuple(left_out)))
+    return joint
+
+
+def _joint(fit: FitResult, used: list, draws: np.ndarray, left_out: tuple) -> JointCheck:
+    residuals = np.array([residual for _, residual, _ in used])
+    prediction_cov = np.cov(draws, rowvar=False)
+    cov = prediction_cov + np.diag([fit.seed_sd**2 / n for _, _, n in used])
+    inverse = np.linalg.pinv(cov)
+    ones = np.ones(len(used))
+    chi2 = float(residuals @ inverse @ residuals)
+    weight = float(ones @ inverse @ ones)
+    sd = np.sqrt(np.diag(prediction_cov))
+    corr = prediction_cov / np.outer(sd, sd) if (sd > 0).all() else np.full_like(prediction_cov, np.nan)
+    off_diagonal = corr[~np.eye(len(used), dtype=bool)]
+    return JointCheck(fit.name, tuple(r.check for r, _, _ in used), tuple(float(v) for v in residuals), chi2,
+                      float(stats.chi2.sf(chi2, len(used))), float(ones @ inverse @ residuals) / weight,
+                      weight**-0.5, float(np.nanmax(off_diagonal)), left_out)
 
 
 @dataclass(frozen=True)

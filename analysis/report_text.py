@@ -155,7 +155,33 @@ def checks_section(a: StudyAnalysis) -> list[str]:
                   "- no like-for-like record: the law's prediction is not tested on its own terms",
                   f"- all records, like-for-like or not (n = {r.n_all}): z = {z_text(r.z_all)}", ""]
         lines += _alternatives(a, r)
-    return lines
+    return lines + _joint_lines(a)
+
+
+def _joint_lines(a: StudyAnalysis) -> list[str]:
+    """The observed checks taken together under each law: one test per law, correlation between checks included."""
+    if not a.joint:
+        return []
+    rows = []
+    for j in a.joint_chosen_first():
+        low, high = j.offset_ci
+        reasons: dict = {}
+        for check, why in j.left_out:
+            reasons.setdefault(why, []).append(f"{check.width} × {check.epochs}")
+        rows.append({"law": j.law + (" (chosen)" if j.law == a.fit.name else ""),
+                     "checks": ", ".join(f"{c.width} × {c.epochs}" for c in j.checks),
+                     "χ² (dof)": f"{j.chi2:.2f} ({j.k})", "p": f"{j.p:.2g}" + (" (misses)" if j.misses else ""),
+                     "common offset (points)": f"{100 * j.offset:+.2f}", "95% CI": f"[{100 * low:+.2f}, {100 * high:+.2f}]",
+                     "offset z": z_text(j.offset_z), "largest ρ": f"{j.max_corr:.2f}",
+                     "not taken": "; ".join(f"{', '.join(cells)}: {why}" for why, cells in reasons.items()) or "—"})
+    return ["### All checks together", "",
+            "Every check is predicted by the same fit, so the checks' prediction errors are correlated (largest ρ "
+            "is the largest correlation between two of them) and their z's are not independent tests. Each law is "
+            "tested once on all the checks it predicts, with the like-for-like runs only: χ² = rᵀC⁻¹r on one degree "
+            "of freedom per check, where r holds each check's observed − predicted mean and C is the bootstrap "
+            "covariance of the predictions plus each check's seed noise (seed SD² / n) on its diagonal. The common "
+            "offset is the mean of r weighted by C⁻¹: below zero, the law overstates the checks as a whole.", "",
+            markdown_table(pd.DataFrame(rows)), ""]
 
 
 def _alternatives(a: StudyAnalysis, r, which: str | None = None, own: str = "the check's law") -> list[str]:

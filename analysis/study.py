@@ -12,7 +12,7 @@ import pandas as pd
 from .aggregates import aggregate, cell_columns
 from .allocation import Allocation, Envelope, allocation_exponent, default_budgets, efficient_envelope, time_per_epoch
 from .cells import Cells, cell_table
-from .checks import ReferenceCheck, predict_reference, read_checks, run_check
+from .checks import ReferenceCheck, joint_checks, predict_reference, read_checks, run_check
 from .comparison import EQUIVALENCE_MARGIN, Comparison, compare_cell
 from .errors import AnalysisError
 from .holdout import HeldOut, holdout_checks
@@ -45,6 +45,7 @@ class StudyAnalysis:
     choice: LawChoice | None = None
     held_out: list = field(default_factory=list)  # HeldOut, for the chosen law
     checks: list = field(default_factory=list)  # CheckResult
+    joint: list = field(default_factory=list)  # JointCheck per law: every observed check at once
     checks_error: str = ""  # checks.toml could not be read
     envelope: Envelope | None = None  # chosen law's best width per FLOP budget
     envelope_time: Envelope | None = None  # and per train_time_s budget (observed widths)
@@ -59,6 +60,10 @@ class StudyAnalysis:
     @property
     def fit(self):
         return self.choice.fit if self.choice else None
+
+    def joint_chosen_first(self) -> list:
+        """The checks taken together (JointCheck per law), the chosen law's first."""
+        return sorted(self.joint, key=lambda j: self.fit is None or j.law != self.fit.name)
 
 
 @dataclass(frozen=True)
@@ -123,6 +128,7 @@ def analyse(directory: str | Path, *, n_boot: int = DEFAULT_BOOT, seed: int = 0,
             try:
                 extra["checks"] = [_check(c, choice, cells, sizes, frame, name, grid.provisional)
                                    for c in read_checks(directory)]
+                extra["joint"] = joint_checks(extra["checks"], choice.fitted())
             except AnalysisError as exc:
                 extra["checks_error"] = str(exc)
     reference = reference or _reference()

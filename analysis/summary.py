@@ -79,6 +79,9 @@ def summary_lines(a: StudyAnalysis) -> list[str]:
         lines.append(f"- **Check: {result.check.name}**: {_check_text(result)}{_other_laws(a, result)}")
     if a.checks_error:
         lines.append(f"- **Checks**: checks.toml could not be used: {a.checks_error}")
+    if a.joint:
+        lines.append(f"- **Checks together** (each law tested once on all the checks it predicts, their correlation "
+                     f"through the one fit included): {_joint_text(a)}")
     lines.append(f"- **Compute-optimal allocation**: {_allocation_text(a)}")
     if a.comparison is not None and not isinstance(a.comparison, str):
         lines.append(f"- **Reproduction** of {a.reference.name}: {a.comparison.verdict}.")
@@ -195,6 +198,31 @@ def _check_text(r) -> str:
     if p.not_identified:
         text += f" The prediction rests on {', '.join(p.not_identified)} ({NOT_IDENTIFIED})."
     return text
+
+
+def _joint_text(a: StudyAnalysis) -> str:
+    """The chosen law's joint test and common offset, then which other laws the checks reject together."""
+    joint = a.joint_chosen_first()
+    parts = []
+    if joint[0].law == a.fit.name:
+        j, rest = joint[0], joint[1:]
+        low, high = j.offset_ci
+        verdict = "they reject it" if j.misses else "consistent with it"
+        lean = ("no systematic lean" if low <= 0 <= high else
+                f"the law {'overstates' if j.offset < 0 else 'understates'} them as a whole")
+        parts.append(f"under the chosen {j.law} law the {j.k} checks give χ² = {j.chi2:.2f} on {j.k} dof "
+                     f"(p = {j.p:.2g}): {verdict}; their common offset, observed − predicted, is "
+                     f"{100 * j.offset:+.2f} points (95% CI [{100 * low:+.2f}, {100 * high:+.2f}]): {lean}.")
+    else:
+        rest = joint
+        parts.append(f"the chosen {a.fit.name} law predicts fewer than two of the observed checks.")
+    rejected = [f"{j.law} (p = {j.p:.2g}, {j.k} checks)" for j in rest if j.misses]
+    kept = [f"{j.law} (p = {j.p:.2g}, {j.k} checks)" for j in rest if not j.misses]
+    if rejected:
+        parts.append(f"Together they reject {', '.join(rejected)}.")
+    if kept:
+        parts.append(f"They do not reject {', '.join(kept)}.")
+    return " ".join(parts)
 
 
 def _other_laws(a: StudyAnalysis, r) -> str:

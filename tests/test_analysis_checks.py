@@ -9,7 +9,7 @@ import pytest
 
 from analysis import (AnalysisError, analyse, fit_law, grid_status, load, load_reference, read_checks, run_check,
                       width_sizes)
-from analysis.checks import combined_z, recipe_differences
+from analysis.checks import combined_z, joint_checks, recipe_differences
 from analysis.fitplots import plot_checks
 from analysis.plots import new_axes
 from analysis.reporting import render, report
@@ -278,3 +278,109 @@ def test_grid_is_inferred_without_a_study_file_and_says_so(tmp_path):
         bad = tmp_path / "bad.toml"
         bad.write_text("[grid]\nwidth = [8]\nepochs = [3, 5]\nseed = [0, 1]\n")
         grid_status(tmp_path, load(tmp_path, include_failed=True).frame, bad)
+
+
+def _checks_toml(cells) -> str:
+    return "".join(f'[[check]]\nname = "{w} x {e} {folder}"\nrecords = "../{folder}"\nwidth = {w}\nepochs = {e}\n\n'
+                   for folder, w, e in cells)
+
+
+def test_the_joint_test_is_the_sum_of_squared_zs_when_the_predictions_are_uncorrelated():
+    """With uncorrelated predictions C is diagonal: χ² is the sum of each check's z², and the common offset is the
+    inverse-variance mean of the residuals, each variance being se_pred² + seed_sd²/n as in the check's own z."""
+    from analysis.checks import Check, _joint
+    s, seed_sd = 0.004, 0.006
+    draws = s * np.array([[1, 1], [-1, 1], [1, -1], [-1, -1]], dtype=float)  # sample covariance exactly diagonal
+    var_pred = s**2 * 4 / 3
+    used = [(SimpleNamespace(check=Check("a", None, 8, 40)), -0.010, 3),
+            (SimpleNamespace(check=Check("b", None, 64, 3)), 0.004, 1)]
+    joint = _joint(SimpleNamespace(name="law", seed_sd=seed_sd), used, draws, ())
+    variances = np.array([var_pred + seed_sd**2 / 3, var_pred + seed_sd**2 / 1])
+    residuals = np.array([-0.010, 0.004])
+    assert joint.chi2 == pytest.approx(float(np.sum(residuals**2 / variances)))
+    assert joint.p == pytest.approx(float(np.exp(-joint.chi2 / 2)))  # χ² on 2 dof: survival e^(−x/2)
+    weights = 1 / variances
+    assert joint.offset == pytest.approx(float(np.sum(weights * residuals) / np.sum(weights)))
+    assert joint.offset_se == pytest.approx(float(np.sum(weights) ** -0.5))
+    assert joint.max_corr == pytest.approx(0.0, abs=1e-12) and joint.k == 2
+
+
+def _joint_trial(root, trial: int, shift: float, cells=((64, 10), (8, 40), (64, 3))):
+    """A fresh study drawn from `true_error`, separable fitted, and three runs per check cell `shift` off the truth."""
+    study = root / f"study-{trial}"
+    write_records(study, grid_records(true_error, widths=(8, 16, 24, 32), epochs=(3, 5, 10, 20), seeds=3, sd=0.002,
+                                      seed=1000 + trial, study="grid"))
+    rng = np.random.default_rng(trial)
+    write_records(root / f"checks-{trial}", [
+        make_record(width=w, epochs=e, seed=s, study="checks",
+                    ema_val_acc=float(1 - true_error(num_params_of(w), e) + shift + rng.normal(0, 0.002)))
+        for w, e in cells for s in range(3)])
+    (study / "checks.toml").write_text(_checks_toml([(f"checks-{trial}", w, e) for w, e in cells]))
+    frame = load(study, include_failed=True).frame
+    fit = fit_law(frame, "separable", n_boot=60, seed=trial)
+    results = [run_check(c, fit, width_sizes(frame), frame) for c in read_checks(study)]
+    [joint] = joint_checks(results, (fit,))
+    return joint
+
+
+def test_the_joint_test_holds_its_size_when_the_law_is_true_and_finds_a_shared_shortfall(tmp_path):
+    """Forty studies drawn from a separable truth, each with three checks on the truth: the joint test rejects at
+    about its 5% level, and its p-values spread like a uniform's. The same checks 1 point low are rejected almost
+    always, with the offset's interval below zero."""
+    null = [_joint_trial(tmp_path, k, 0.0) for k in range(40)]
+    p = np.array([j.p for j in null])
+    assert sum(j.misses for j in null) <= 6, p  # binomial(40, 0.05): P(≥ 7) ≈ 0.003
+    assert 0.35 < p.mean() < 0.65, p  # a uniform's mean ± 3.3 SE
+    assert sum(j.offset_ci[0] <= 0 <= j.offset_ci[1] for j in null) >= 34  # the offset's 95% CI covers 0
+    shifted = [_joint_trial(tmp_path, 100 + k, -0.01) for k in range(10)]
+    assert sum(j.misses for j in shifted) >= 9 and all(j.offset_ci[1] < 0 for j in shifted)
+
+
+def test_a_shared_shortfall_is_rejected_with_a_negative_offset_and_the_report_says_what_was_left_out(tmp_path):
+    """Three checks 1.5 points below a separable truth, and a fourth cell with only a bf16 run: the chosen law is
+    rejected, overstating the checks as a whole; the bf16 cell is not taken and the report says why."""
+    study = tmp_path / "study"
+    write_records(study, grid_records(true_error, widths=(8, 16, 24, 32), epochs=(3, 5, 10, 20), seeds=3, sd=0.002,
+                                      seed=1, study="grid", config={"precision": "fp32"}, precision="fp32"))
+    cells = ((64, 10), (8, 40), (64, 3))
+    rng = np.random.default_rng(7)
+    write_records(tmp_path / "low", [
+        make_record(width=w, epochs=e, seed=s, study="low", config={"precision": "fp32"}, precision="fp32",
+                    ema_val_acc=float(1 - true_error(num_params_of(w), e) - 0.015 + rng.normal(0, 0.002)))
+        for w, e in cells for s in range(3)])
+    write_records(tmp_path / "bf16", [make_record(width=16, epochs=40, seed=0, study="bf16",
+                                                  config={"precision": "bf16"}, precision="bf16")])
+    (study / "checks.toml").write_text(_checks_toml([("low", w, e) for w, e in cells] + [("bf16", 16, 40)]))
+    a = analyse(study, n_boot=60, laws=("separable",))
+    [j] = a.joint
+    assert [(c.width, c.epochs) for c in j.checks] == list(cells)
+    assert j.misses and j.offset_ci[1] < 0 and j.offset == pytest.approx(-0.015, abs=0.004)
+    assert [(c.width, why) for c, why in j.left_out] == [(16, "no like-for-like records")]
+    text = render(a)
+    assert "### All checks together" in text and "| separable (chosen) | 64 × 10, 8 × 40, 64 × 3 |" in text
+    assert "| 16 × 40: no like-for-like records |" in text
+    summary = text[text.index("- **Checks together**"):].splitlines()[0]
+    assert "they reject it" in summary and "the law overstates them as a whole" in summary
+
+
+def test_what_the_summary_says_of_the_checks_together():
+    from analysis.checks import JointCheck
+    from analysis.summary import _joint_text
+
+    def joint(law, p, offset, k=3):
+        return JointCheck(law, (None,) * k, (), 1.0, p, offset, 0.001, 0.5)
+
+    def text(chosen, *joints):
+        study = SimpleNamespace(fit=SimpleNamespace(name=chosen), joint=list(joints))
+        study.joint_chosen_first = lambda: sorted(study.joint, key=lambda j: j.law != chosen)
+        return _joint_text(study)
+
+    said = text("b", joint("a", 0.001, 0.01), joint("b", 0.4, -0.001), joint("c", 0.2, 0.0, k=2))
+    assert said.startswith("under the chosen b law the 3 checks give χ² = 1.00 on 3 dof (p = 0.4): consistent with "
+                           "it; their common offset, observed − predicted, is -0.10 points (95% CI [-0.30, +0.10]): "
+                           "no systematic lean.")
+    assert said.endswith(" Together they reject a (p = 0.001, 3 checks). They do not reject c (p = 0.2, 2 checks).")
+    assert "the law understates them as a whole" in text("a", joint("a", 0.01, 0.005))
+    assert "they reject it; " in text("a", joint("a", 0.01, -0.005)) and "overstates" in text("a", joint("a", 0.01, -0.005))
+    assert text("d", joint("a", 0.3, 0.0)) == ("the chosen d law predicts fewer than two of the observed checks. "
+                                               "They do not reject a (p = 0.3, 3 checks).")
