@@ -25,7 +25,7 @@ from .seedlog import read_seed_log, seed_reference
 from .selection import choose_law, fit_all
 from .sizes import width_sizes
 from .speed import bench_report, write_bench
-from .study import DEFAULT_BOOT, load_study
+from .study import DEFAULT_BOOT, load_study, pool
 from .tables import format_aggregate, markdown_table
 from .writer import write_atomic
 
@@ -113,7 +113,9 @@ def _seedlog(args) -> int:
 
 
 def _fit(args) -> int:
-    cells = cell_table(_frame(args.dir))
+    runs, _ = pool(load_study(args.dir), args.pool)
+    _pool_note(args, runs)
+    cells = cell_table(runs)
     names = list(law_names()) if args.law == "all" else [args.law]
     kw = {"n_boot": args.n_boot, "n_jobs": args.jobs, "seed": args.seed, "loss": args.loss}
     results = fit_all(cells, names, **kw)
@@ -126,9 +128,11 @@ def _fit(args) -> int:
 
 def _predict(args) -> int:
     records = load_study(args.dir, args.grid)
-    runs = records.runs
+    runs, name = pool(records, args.pool)
     if runs.empty:
         raise AnalysisError(f"no ok runs under {args.dir}: nothing to predict from")
+    if args.format == "text":
+        _pool_note(args, runs)
     cells = cell_table(runs)
     kw = {"n_boot": args.n_boot, "n_jobs": args.jobs, "seed": args.seed, "loss": args.loss}
     if args.law:
@@ -142,7 +146,7 @@ def _predict(args) -> int:
         fit, why = choice.for_width(args.width, cells.width)
         if why and args.format == "text":
             print(f"note: {why}")
-    prediction = predict_cell(fit, width_sizes(runs), args.width, args.epochs, study=records.name,
+    prediction = predict_cell(fit, width_sizes(runs), args.width, args.epochs, study=name,
                               provisional=records.grid.provisional)
     if args.format == "json":
         if not math.isfinite(prediction.se_pred):  # the contract promises numbers: say why there are none
@@ -151,6 +155,12 @@ def _predict(args) -> int:
     else:
         print(prediction.text())
     return 0
+
+
+def _pool_note(args, runs) -> None:
+    if args.pool:
+        print(f"note: fitted to {len(runs)} runs, {args.dir}'s and those under {', '.join(args.pool)}: the added "
+              "folders' cells are in-sample now, so they no longer test the law")
 
 
 def _bench_report(args) -> int:
@@ -206,6 +216,11 @@ def _parser() -> argparse.ArgumentParser:
                          help="the study file whose [grid] the records come from (default: the built-in study of "
                               "the records' name, else inferred from the records)")
 
+    def pool_option(sub):
+        sub.add_argument("--with", dest="pool", action="append", default=[], metavar="DIR",
+                         help="also fit the ok runs under DIR (repeatable; same recipe only), e.g. a check's folder "
+                              "once it has been used as a check: a final estimate on all the data")
+
     def margin_option(sub):
         sub.add_argument("--margin", type=float, default=100 * EQUIVALENCE_MARGIN,
                          help=f"equivalence margin in accuracy points for TOST (default {100 * EQUIVALENCE_MARGIN:g})")
@@ -238,6 +253,7 @@ def _parser() -> argparse.ArgumentParser:
     fit = command("fit", _fit, "fit the scaling laws with bootstrap intervals")
     fit.add_argument("--law", choices=("all",) + law_names(), default="all")
     bootstrap_options(fit)
+    pool_option(fit)
     predict = command("predict", _predict, "predict one cell's mean accuracy and one run's, with intervals")
     predict.add_argument("--width", type=_positive, required=True, help="network width (e.g. 64)")
     predict.add_argument("--epochs", type=_positive, required=True, help="training epochs (e.g. 10)")
@@ -246,6 +262,7 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--format", choices=("text", "json"), default="text")
     bootstrap_options(predict)
     grid_option(predict)
+    pool_option(predict)
     cal = commands.add_parser("calibrate", help="the calibration benchmark on synthetic scaling-shaped grids",
                               description="Coverage of the fits' 95% intervals on synthetic grids from a known law.")
     cal.add_argument("--grids", type=_positive, default=100, help="synthetic grids (default 100)")

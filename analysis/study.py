@@ -22,7 +22,7 @@ from .reference import Reference, load_reference
 from .selection import LawChoice, choose_law
 from .sizes import WidthSizes, width_sizes
 
-__all__ = ["StudyAnalysis", "StudyRecords", "analyse", "load_study", "held_out_of", "cells_missing_from_fits", "DEFAULT_BOOT"]
+__all__ = ["StudyAnalysis", "StudyRecords", "analyse", "load_study", "pool", "held_out_of", "cells_missing_from_fits", "DEFAULT_BOOT"]
 
 # Bootstrap draws per fit. The calibration benchmark (results/benchmarks/calibration/) finds the same coverage
 # of the corner prediction's 95% interval with 200 and 400 draws; 400 keeps the Monte Carlo error of an
@@ -96,6 +96,29 @@ def load_study(directory: str | Path, grid_file=None) -> StudyRecords:
     names = sorted(frame["study"].dropna().astype(str).unique()) if "study" in frame else []
     return StudyRecords(loaded, tuple(str(w.message) for w in caught), grid_status(directory, frame, grid_file),
                         ", ".join(names) or directory.name)
+
+
+def pool(records: StudyRecords, folders) -> tuple[pd.DataFrame, str]:
+    """The study's ok runs plus the ok runs under each of `folders` (a run found twice counts once), and a name for
+    them all ("study + other"): a final fit on all the data, checks' runs included once they have been used as
+    checks. AnalysisError if the added runs differ from the study's in any knob but width and epochs."""
+    runs, names = records.runs, [records.name]
+    columns = dict.fromkeys(runs.attrs.get("config_columns", ()))
+    for folder in folders:
+        extra = load(folder).frame
+        columns.update(dict.fromkeys(extra.attrs.get("config_columns", ())))
+        studies = sorted(extra["study"].dropna().astype(str).unique()) if "study" in extra else []
+        names.append(", ".join(studies) or Path(folder).name)
+        runs = pd.concat([runs, extra], ignore_index=True)
+    if "run_id" in runs:
+        runs = runs.drop_duplicates("run_id", ignore_index=True)
+    runs.attrs["config_columns"] = tuple(columns)
+    knobs = [c for c in cell_columns(runs) if c not in ("width", "epochs")]
+    if folders and knobs:
+        raise AnalysisError(f"the runs of {records.name} and {', '.join(map(str, folders))} differ in "
+                            f"{', '.join(knobs)}; a law in width and epochs pools runs of one recipe only: add "
+                            "folders whose runs all share the study's recipe")
+    return runs, " + ".join(names)
 
 
 def analyse(directory: str | Path, *, n_boot: int = DEFAULT_BOOT, seed: int = 0, n_jobs: int = 1,

@@ -114,3 +114,33 @@ def test_python_m_analysis_predict_runs_as_a_subprocess(study):
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["law"] == "separable"
+
+
+def test_predict_and_fit_with_more_folders_pool_runs_of_the_same_recipe(study, capsys, tmp_path):
+    """--with adds a folder's runs to the fit (a check's, once used): its cell is in-sample then, a run found in two
+    folders counts once, and a folder of another recipe is refused in one line."""
+    extra = tmp_path / "extra"
+    write_records(extra, grid_records(true_error, widths=(64,), epochs=(10,), seeds=3, sd=0.002, seed=5, study="more"))
+    write_records(extra / "again", grid_records(true_error, widths=(8,), epochs=(3,), seeds=3, sd=0.002, seed=11,
+                                                study="grid"))  # the study's own 8 x 3 runs, copied: not new runs
+    argv = ["predict", str(study), "--width", "64", "--epochs", "10", "--n-boot", "20", "--law", "separable"]
+    assert main([*argv, "--format", "json"]) == 0
+    alone = json.loads(capsys.readouterr().out)
+    assert main([*argv, "--format", "json", "--with", str(extra)]) == 0
+    pooled = json.loads(capsys.readouterr().out)
+    assert (pooled["n_runs"], pooled["n_cells"]) == (alone["n_runs"] + 3, alone["n_cells"] + 1) == (51, 17)
+    assert pooled["study"] == "grid + grid, more" and alone["extrapolated"] and not pooled["extrapolated"]
+    assert pooled["se_pred"] < alone["se_pred"]  # runs at the cell itself pin it down
+    assert main([*argv, "--with", str(extra)]) == 0
+    assert capsys.readouterr().out.startswith(f"note: fitted to 51 runs, {study}'s and those under {extra}: ")
+    assert main(["fit", str(study), "--law", "separable", "--n-boot", "10", "--with", str(extra)]) == 0
+    assert "51 runs in 17 cells" in capsys.readouterr().out
+    other = tmp_path / "other"
+    write_records(other, grid_records(true_error, widths=(64,), epochs=(10,), seeds=1, study="more",
+                                      config={"precision": "bf16"}))
+    assert main([*argv, "--with", str(other)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "differ in config.precision" in err and "pools runs of one recipe only" in err
+    assert len(err.splitlines()) == 1
+    assert main([*argv, "--with", str(tmp_path / "missing")]) == 2
+    assert "missing does not exist" in capsys.readouterr().err
