@@ -106,12 +106,16 @@ class CheckResult(_ByLaw):
         """Predicted and with runs to set against it (what the figures draw)."""
         return self.prediction is not None and not self.table.empty
 
+    def compared(self) -> pd.DataFrame:
+        """The records the laws are judged by: the like-for-like ones, else all of them."""
+        return self.table[self.table["like_for_like"]] if self.n_like else self.table
+
     def z_by_law(self) -> dict:
-        """{law: z of the records' mean against that law's prediction}, in the order of `predictions`; against the
-        like-for-like records, else all of them (empty without records)."""
+        """{law: z of the `compared` records' mean against that law's prediction}, in the order of `predictions`
+        (empty without records)."""
         if self.table.empty:
             return {}
-        rows = self.table[self.table["like_for_like"]] if self.n_like else self.table
+        rows = self.compared()
         return {name: combined_z(rows, p)[0] for name, p in self.predictions().items()}
 
 
@@ -256,7 +260,7 @@ def joint_checks(results, fits) -> list[JointCheck]:
                 left_out.append((r.check, why if isinstance(why, str) else "the law did not predict it"))
                 continue
             _, draws = predict_acc(fit, prediction.num_params, r.check.epochs, r.check.width)
-            rows = r.table[r.table["like_for_like"]]
+            rows = r.compared()  # like-for-like: the rest were left out above
             used.append((r, float(np.mean(rows[METRIC])) - prediction.predicted_acc, len(rows)))
             columns.append(draws[:, 0])
         if len(used) >= 2:

@@ -143,7 +143,7 @@ def plot_checks(ax: Axes, checks: list, fits: dict, table: pd.DataFrame, sizes: 
                         capsize=2, color=colour, mfc="white", zorder=3)
             values.append(100 * cells["mean"].to_numpy(dtype=float))
         for r in here:
-            rows = r.table[r.table["like_for_like"]] if r.n_like else r.table
+            rows = r.compared()
             acc = 100 * rows[METRIC].to_numpy(dtype=float)
             sem = acc.std(ddof=1) / np.sqrt(len(acc)) if len(acc) > 1 else 0.0
             ax.scatter(np.full(len(acc), r.check.epochs * 1.04), acc, s=14, marker="_", color=colour, zorder=3)
