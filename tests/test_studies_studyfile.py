@@ -63,6 +63,9 @@ def test_cpu_checks_share_cpu_scalings_recipe_and_lie_outside_its_grid():
         assert cells and not cells & fitted, name
         assert (max(check.grid["width"]) > max(scaling.grid["width"])
                 or max(check.grid["epochs"]) > max(scaling.grid["epochs"])), f"{name} must extrapolate"
+    headline = load_study("cpu-headline")  # adds seeds to the seed-0 runs trained by `speedrun train`
+    assert headline.fixed == scaling.fixed and 0 not in headline.grid["seed"]
+    assert (headline.grid["width"], headline.grid["epochs"]) == ((64,), (10,))
 
 
 def test_good_study_expands_in_file_order(tmp_path):
