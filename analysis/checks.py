@@ -48,7 +48,7 @@ from .reference import Reference
 from .sizes import WidthSizes
 
 __all__ = ["Check", "CheckResult", "JointCheck", "ReferenceCheck", "read_checks", "run_check", "joint_checks",
-           "predict_reference", "recipe_differences", "combined_z", "CHECKS_FILE"]
+           "joint_test", "predict_reference", "recipe_differences", "combined_z", "CHECKS_FILE"]
 
 CHECKS_FILE = "checks.toml"
 JOINT_ALPHA = 0.05  # the level at which the checks taken together reject a law
@@ -249,7 +249,7 @@ def joint_checks(results, fits) -> list[JointCheck]:
     for fit in fits:
         if len(fit.draws) < 2:
             continue
-        used, left_out, columns = [], [], []
+        used, left_out = [], []
         for r in observed:
             if not r.n_like:
                 left_out.append((r.check, "no like-for-like records"))
@@ -259,28 +259,37 @@ def joint_checks(results, fits) -> list[JointCheck]:
                 why = dict(r.alternatives).get(fit.name)
                 left_out.append((r.check, why if isinstance(why, str) else "the law did not predict it"))
                 continue
-            _, draws = predict_acc(fit, prediction.num_params, r.check.epochs, r.check.width)
             rows = r.compared()  # like-for-like: the rest were left out above
-            used.append((r, float(np.mean(rows[METRIC])) - prediction.predicted_acc, len(rows)))
-            columns.append(draws[:, 0])
+            used.append((r.check, prediction.num_params, float(np.mean(rows[METRIC])), len(rows)))
         if len(used) >= 2:
-            joint.append(_joint(fit, used, np.column_stack(columns), tuple(left_out)))
+            checks, num_params, means, counts = zip(*used)
+            joint.append(joint_test(fit, checks, num_params, means, counts, tuple(left_out)))
     return joint
 
 
-def _joint(fit: FitResult, used: list, draws: np.ndarray, left_out: tuple) -> JointCheck:
-    residuals = np.array([residual for _, residual, _ in used])
+def joint_test(fit: FitResult, checks, num_params, means, counts, left_out: tuple = ()) -> JointCheck:
+    """The joint test of `fit` on `checks` (Checks: their width and epochs), whose like-for-like runs average
+    `means` (fractions) over `counts` runs; `num_params` per check as the prediction used it (NaN for the
+    per-width law). Needs the fit's bootstrap draws."""
+    widths = np.array([c.width for c in checks], dtype=float)
+    epochs = np.array([c.epochs for c in checks], dtype=float)
+    point, draws = predict_acc(fit, np.asarray(num_params, dtype=float), epochs, widths)
+    return _joint(fit, tuple(checks), np.asarray(means, dtype=float) - point, np.asarray(counts), draws, left_out)
+
+
+def _joint(fit: FitResult, checks: tuple, residuals: np.ndarray, counts: np.ndarray, draws: np.ndarray,
+           left_out: tuple) -> JointCheck:
     prediction_cov = np.cov(draws, rowvar=False)
-    cov = prediction_cov + np.diag([fit.seed_sd**2 / n for _, _, n in used])
+    cov = prediction_cov + np.diag(fit.seed_sd**2 / counts)
     inverse = np.linalg.pinv(cov)
-    ones = np.ones(len(used))
+    ones = np.ones(len(checks))
     chi2 = float(residuals @ inverse @ residuals)
     weight = float(ones @ inverse @ ones)
     sd = np.sqrt(np.diag(prediction_cov))
     corr = prediction_cov / np.outer(sd, sd) if (sd > 0).all() else np.full_like(prediction_cov, np.nan)
-    off_diagonal = corr[~np.eye(len(used), dtype=bool)]
-    return JointCheck(fit.name, tuple(r.check for r, _, _ in used), tuple(float(v) for v in residuals), chi2,
-                      float(stats.chi2.sf(chi2, len(used))), float(ones @ inverse @ residuals) / weight,
+    off_diagonal = corr[~np.eye(len(checks), dtype=bool)]
+    return JointCheck(fit.name, checks, tuple(float(v) for v in residuals), chi2,
+                      float(stats.chi2.sf(chi2, len(checks))), float(ones @ inverse @ residuals) / weight,
                       weight**-0.5, float(np.nanmax(off_diagonal)), left_out)
 
 

@@ -292,9 +292,9 @@ def test_the_joint_test_is_the_sum_of_squared_zs_when_the_predictions_are_uncorr
     s, seed_sd = 0.004, 0.006
     draws = s * np.array([[1, 1], [-1, 1], [1, -1], [-1, -1]], dtype=float)  # sample covariance exactly diagonal
     var_pred = s**2 * 4 / 3
-    used = [(SimpleNamespace(check=Check("a", None, 8, 40)), -0.010, 3),
-            (SimpleNamespace(check=Check("b", None, 64, 3)), 0.004, 1)]
-    joint = _joint(SimpleNamespace(name="law", seed_sd=seed_sd), used, draws, ())
+    checks = (Check("a", None, 8, 40), Check("b", None, 64, 3))
+    joint = _joint(SimpleNamespace(name="law", seed_sd=seed_sd), checks, np.array([-0.010, 0.004]), np.array([3, 1]),
+                   draws, ())
     variances = np.array([var_pred + seed_sd**2 / 3, var_pred + seed_sd**2 / 1])
     residuals = np.array([-0.010, 0.004])
     assert joint.chi2 == pytest.approx(float(np.sum(residuals**2 / variances)))
