@@ -8,9 +8,9 @@ records alone and set against runs trained elsewhere.
     epochs = 10
 
 Every ok record of that width × epochs in the folder is shown with its z = (observed − predicted) /
-√(se_pred² + seed_sd²) (one run: the study's seed SD is its uncertainty). A record whose config differs from
-the study's in anything but width, epochs, seed and execution-only fields (e.g. precision bf16 against fp32)
-is shown but marked not like-for-like; the combined z of the like-for-like records is given, and separately,
+√(se_pred² + seed_sd²) (seed_sd: one run's SD at that cell, from the study's seed noise). A record whose config
+differs from the study's in anything but width, epochs, seed and execution-only fields (e.g. precision bf16
+against fp32) is shown but marked not like-for-like; the combined z of the like-for-like records is given, and separately,
 labelled, the z of all of them.
 
 The check also asks every other law that was fitted to the study what it predicts at the cell (`alternatives`):
@@ -207,7 +207,7 @@ def run_check(check: Check, fit: FitResult, sizes: WidthSizes, study_frame: pd.D
 class JointCheck:
     """Every observed check under one law at once. The checks are predicted by one fit, so their prediction errors
     are correlated (`max_corr`). With r the like-for-like runs' means minus the predictions and C the bootstrap
-    covariance of the predictions plus each check's seed noise (seed_sd² / n) on its diagonal:
+    covariance of the predictions plus each check's seed noise (one run's SD there, squared, / n) on its diagonal:
     - χ² = rᵀC⁻¹r on k degrees of freedom: does every check land where the law says, taken together?
     - the common offset, the generalised least-squares mean of r (SE (1ᵀC⁻¹1)^−½): does the law sit above or
       below the checks as a whole? A law that overstates (or understates) every check shows here first."""
@@ -274,13 +274,15 @@ def joint_test(fit: FitResult, checks, num_params, means, counts, left_out: tupl
     widths = np.array([c.width for c in checks], dtype=float)
     epochs = np.array([c.epochs for c in checks], dtype=float)
     point, draws = predict_acc(fit, np.asarray(num_params, dtype=float), epochs, widths)
-    return _joint(fit, tuple(checks), np.asarray(means, dtype=float) - point, np.asarray(counts), draws, left_out)
+    noise = fit.seed_sd_at(point) ** 2 / np.asarray(counts, dtype=float)
+    return _joint(fit.name, tuple(checks), np.asarray(means, dtype=float) - point, noise, draws, left_out)
 
 
-def _joint(fit: FitResult, checks: tuple, residuals: np.ndarray, counts: np.ndarray, draws: np.ndarray,
+def _joint(law: str, checks: tuple, residuals: np.ndarray, noise: np.ndarray, draws: np.ndarray,
            left_out: tuple) -> JointCheck:
+    """`noise`: each check's variance of its mean from seed noise alone (one run's variance / its runs)."""
     prediction_cov = np.cov(draws, rowvar=False)
-    cov = prediction_cov + np.diag(fit.seed_sd**2 / counts)
+    cov = prediction_cov + np.diag(noise)
     inverse = np.linalg.pinv(cov)
     ones = np.ones(len(checks))
     chi2 = float(residuals @ inverse @ residuals)
@@ -288,7 +290,7 @@ def _joint(fit: FitResult, checks: tuple, residuals: np.ndarray, counts: np.ndar
     sd = np.sqrt(np.diag(prediction_cov))
     corr = prediction_cov / np.outer(sd, sd) if (sd > 0).all() else np.full_like(prediction_cov, np.nan)
     off_diagonal = corr[~np.eye(len(checks), dtype=bool)]
-    return JointCheck(fit.name, checks, tuple(float(v) for v in residuals), chi2,
+    return JointCheck(law, checks, tuple(float(v) for v in residuals), chi2,
                       float(stats.chi2.sf(chi2, len(checks))), float(ones @ inverse @ residuals) / weight,
                       weight**-0.5, float(np.nanmax(off_diagonal)), left_out)
 

@@ -58,7 +58,7 @@ class FitResult:
     inflation: float = 1.0  # φ: bootstrap noise scaled by √φ
     std_residuals: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
     fitted_acc: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
-    seed_sd: float = float("nan")  # SD of one run, for prediction intervals (pooled, or from the residuals)
+    seed_rel_sd: float = float("nan")  # SD of one run as a fraction of the error (pooled, or from the residuals)
     n_boot: int = 0
     n_starts: int = 0
     loss: str = "linear"
@@ -81,6 +81,10 @@ class FitResult:
     @property
     def chi2_per_dof(self) -> float:
         return self.chi2 / self.dof if self.dof > 0 else float("nan")
+
+    def seed_sd_at(self, acc):
+        """One run's SD (accuracy units) at a cell of mean accuracy `acc`: seed_rel_sd × the error there."""
+        return self.cells.sd_at(acc, self.seed_rel_sd)
 
     @property
     def lack_of_fit_p(self) -> float:
@@ -184,7 +188,7 @@ def _fit_cells(cells: Cells, name: str, n_boot: int, seed: int, loss: str, n_job
               "epochs": float(np.exp(np.mean(np.log(cells.epochs))))}
     points = _points(cells, law, centre)
     residual_mode = cells.mode == "residual"
-    se = 1.0 / (np.sqrt(cells.n) * cells.error) if residual_mode else cells.se_log
+    se = 1.0 / np.sqrt(cells.n) if residual_mode else cells.se_log  # residual mode: in units of the relative SD
     floor_max = ([cells.error[cells.width == w].min() for w in law.widths] if law.widths else [cells.error.min()])
     problem = make_problem(law, points, cells.log_error, se, float(cells.epochs.max()), np.array(floor_max), loss)
     theta, _ = solve(problem)
@@ -195,12 +199,12 @@ def _fit_cells(cells: Cells, name: str, n_boot: int, seed: int, loss: str, n_job
     chi2 = float(resid @ resid)
     if residual_mode:
         sigma = np.sqrt(chi2 / dof) if dof > 0 else float("nan")
-        se, resid, seed_sd = se * sigma, resid / sigma, sigma
+        se, resid, seed_rel_sd = se * sigma, resid / sigma, sigma
         chi2, expected, inflation = float("nan"), 1.0, 1.0
-        notes.append("no cell has two differing runs, so seed noise is unmeasured: one SD for every cell is "
-                     f"estimated from the fit's residuals ({100 * sigma:.3g} points); χ²/dof cannot test the law")
+        notes.append("no cell has two differing runs, so seed noise is unmeasured: one relative SD for every cell is "
+                     f"estimated from the fit's residuals ({100 * sigma:.3g}% of the error); χ²/dof cannot test the law")
     else:
-        seed_sd = cells.seed_sd
+        seed_rel_sd = cells.seed_rel_sd
         d = cells.stat_dof
         expected = float(np.mean(np.where(d > 2, d / np.maximum(d - 2, 1e-9), 3.0)))
         inflation = max(1.0, (chi2 / dof) / expected) if dof > 0 else 1.0
@@ -226,7 +230,7 @@ def _fit_cells(cells: Cells, name: str, n_boot: int, seed: int, loss: str, n_job
         intervals={p: (float(lo), float(hi)) for p, lo, hi in zip(law.params, low, high)},
         not_identified=tuple(p for p in law.params if p in reasons), flag_reasons=reasons, centre=centre,
         cells=cells, excluded=tuple(excluded), chi2=chi2, dof=dof, chi2_expected=expected, inflation=inflation,
-        std_residuals=resid, fitted_acc=1.0 - pred, seed_sd=float(seed_sd), n_boot=len(draws),
+        std_residuals=resid, fitted_acc=1.0 - pred, seed_rel_sd=float(seed_rel_sd), n_boot=len(draws),
         n_starts=len(problem.starts), loss=loss, theta=theta, draws=draws, notes=tuple(notes))
 
 

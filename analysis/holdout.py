@@ -2,7 +2,7 @@
 z = (observed − predicted) / √(se_pred² + sem_obs²).
 
 se_pred is the bootstrap SE of the predicted mean; sem_obs the SE of the observed cell mean, SD / √n with the
-SD rule of cells.py — so a cell with n = 1 (or 2) uses the study's pooled seed SD. |z| > 2 says the law missed
+SD rule of cells.py — so a cell with n = 1 (or 2) uses the study's pooled relative seed SD times its error. |z| > 2 says the law missed
 the cell by more than both uncertainties allow. The corner test (the largest width × the largest epochs, the
 cell a scaling law exists to predict) is always run; holding out the whole largest width and the whole largest
 epochs value follow.
@@ -63,7 +63,7 @@ def held_out(cells: Cells, law: str, test: np.ndarray, label: str, **options) ->
                                                     "parameters for)")
     se = draws.std(axis=0, ddof=1) if len(draws) > 1 else np.full(len(held), np.nan)
     low, high = np.percentile(draws, [2.5, 97.5], axis=0) if len(draws) else (se, se)
-    sem = held.sem_or(fit.seed_sd)
+    sem = held.sem_or(fit.seed_rel_sd)
     z = (held.acc - point) / np.sqrt(se**2 + sem**2)
     table = pd.DataFrame({"width": held.width, "epochs": held.epochs, "n": held.n, "observed": held.acc,
                           "sem_obs": sem, "predicted": point, "se_pred": se, "ci_low": low, "ci_high": high, "z": z})

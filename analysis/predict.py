@@ -4,8 +4,9 @@ and the interval for one new run.
 - predicted_acc: 1 − the law's error at the cell (point estimate).
 - se_pred: SD of the bootstrap draws' predictions (fits.py; widened there when χ²/dof shows lack of fit).
 - ci95: the 2.5th and 97.5th percentiles of those draws — where the mean over many seeds should lie.
-- pi95: predicted_acc ± 1.96·√(se_pred² + seed_sd²) — where ONE new run should land; seed_sd is the study's
-  pooled SD of one run (or, without replicates, the SD estimated from the fit's residuals).
+- pi95: predicted_acc ± 1.96·√(se_pred² + seed_sd²) — where ONE new run should land; seed_sd is one run's SD
+  at the cell: the study's pooled SD relative to the error (cells.py), times the predicted error there (or,
+  without replicates, the relative SD estimated from the fit's residuals).
 - num_params at a width the study did not run comes from sizes.py (a quadratic in width, exact here).
 The JSON form (`Prediction.to_json`) is a contract: studies' adaptive scheduler reads it through a subprocess.
 """
@@ -66,7 +67,7 @@ class Prediction:
                  f"  predicted mean ema_val_acc {p(self.predicted_acc)} (se {100 * self.se_pred:.2f} points); "
                  f"95% interval of the mean [{p(self.ci95[0])}, {p(self.ci95[1])}]",
                  f"  one new run: 95% prediction interval [{p(self.pi95[0])}, {p(self.pi95[1])}] "
-                 f"(seed SD {100 * self.seed_sd:.2f} points)"]
+                 f"(one run's SD here {100 * self.seed_sd:.2f} points)"]
         if self.num_params_source and self.num_params_source != "records":
             lines.append(f"  num_params {self.num_params:,.0f} from a {self.num_params_source}")
         if self.extrapolated:
@@ -104,7 +105,8 @@ def predict_cell(fit: FitResult, sizes: WidthSizes | None, width: float, epochs:
         ci = tuple(float(v) for v in np.percentile(draws[:, 0], [2.5, 97.5]))
     else:
         se, ci = float("nan"), (float("nan"), float("nan"))
-    half = Z95 * math.sqrt(se**2 + fit.seed_sd**2) if math.isfinite(se) else float("nan")
+    seed_sd = float(fit.seed_sd_at(acc))
+    half = Z95 * math.sqrt(se**2 + seed_sd**2) if math.isfinite(se) else float("nan")
     outside = []
     if not widths.min() <= width <= widths.max():
         outside.append(f"width {width:g} outside the fitted {widths.min():g}–{widths.max():g}")
@@ -112,7 +114,7 @@ def predict_cell(fit: FitResult, sizes: WidthSizes | None, width: float, epochs:
     if not lo_e <= epochs <= hi_e:
         outside.append(f"epochs {epochs:g} outside the fitted {lo_e:g}–{hi_e:g}")
     return Prediction(study=study, width=_number(width), epochs=_number(epochs), law=fit.name, predicted_acc=acc,
-                      se_pred=se, ci95=ci, pi95=(acc - half, acc + half), seed_sd=float(fit.seed_sd),
+                      se_pred=se, ci95=ci, pi95=(acc - half, acc + half), seed_sd=seed_sd,
                       n_runs=fit.n_runs, n_cells=fit.n_cells, provisional=provisional,
                       not_identified=tuple(fit.not_identified), extrapolated=bool(outside), num_params=num_params,
                       num_params_source=source, extrapolation="; ".join(outside))

@@ -66,8 +66,9 @@ def cells_section(a: StudyAnalysis) -> list[str]:
 def laws_section(a: StudyAnalysis) -> list[str]:
     o = a.options
     c = a.cells
-    noise = (f"each cell's standard error of its mean: its own runs' SD moderated towards the pooled seed SD "
-             f"({pct(c.seed_sd)} points, {c.seed_dof} dof) for cells with ≥ 3 runs, the pooled SD for the rest"
+    noise = (f"each cell's standard error of its mean, with one run's SD taken proportional to the cell's error: its "
+             f"own runs' SD relative to its error, moderated towards the pooled relative SD ({100 * c.seed_rel_sd:.2f}% "
+             f"of the error, {c.seed_dof} dof) for cells with ≥ 3 runs, the pooled relative SD for the rest"
              if c.mode == "cells" else "one SD for every cell, estimated from the fit's residuals (no cell has "
              "two differing runs)")
     loss = ("weighted least squares" if o["loss"] == "linear" else
@@ -105,8 +106,8 @@ def held_out_section(a: StudyAnalysis) -> list[str]:
     if fit is None:
         return lines + ["No law was chosen, so nothing was held out.", ""]
     lines += [f"The {fit.name} law refitted without the held-out cells predicts them; z = (observed − predicted) / "
-              "√(se_pred² + sem_obs²), where sem_obs uses the pooled seed SD for cells with fewer than 3 runs "
-              "(with n = 1 it is the pooled SD of one run). |z| > 2 is a miss.", ""]
+              "√(se_pred² + sem_obs²), where sem_obs uses the pooled relative seed SD times the cell's error for cells "
+              "with fewer than 3 runs. |z| > 2 is a miss.", ""]
     for check in a.held_out:
         lines.append(f"- {check.summary()}")
         if check.computed:

@@ -88,8 +88,8 @@ def _figures(a: StudyAnalysis, folder: Path) -> list:
 
 
 def _sem(a: StudyAnalysis):
-    """Each cell's standard error; without replicates, the chosen law's residual SD / √n."""
-    return a.cells.sem if a.fit is None else a.cells.sem_or(a.fit.seed_sd)
+    """Each cell's standard error; without replicates, the chosen law's relative residual SD × error / √n."""
+    return a.cells.sem if a.fit is None else a.cells.sem_or(a.fit.seed_rel_sd)
 
 
 def _need_fit(thing) -> None:

@@ -102,7 +102,7 @@ def _reference_text(r) -> str:
 
 
 def _best_interval(a: StudyAnalysis, best) -> str:
-    """The cell's Student-t 95% interval; for a cell with fewer than 3 runs, from the pooled seed SD (its own
+    """The cell's Student-t 95% interval; for a cell with fewer than 3 runs, from the pooled relative seed SD (its own
     SD from one or two runs would make the interval meaningless), said so."""
     c = a.cells
     k = c.index(best["width"], best["epochs"])
@@ -111,14 +111,17 @@ def _best_interval(a: StudyAnalysis, best) -> str:
     if c.mode != "cells" or k is None:
         return ""
     half = stats.t.ppf(0.975, c.seed_dof) * c.sem[k]
-    return f" (95% CI [{_p(best['mean'] - half)}, {_p(best['mean'] + half)}], from the pooled seed SD)"
+    return f" (95% CI [{_p(best['mean'] - half)}, {_p(best['mean'] + half)}], from the pooled relative seed SD)"
 
 
 def _seed_noise(a: StudyAnalysis) -> str:
     c = a.cells
     if c.mode == "residual":
         return "No cell has two differing runs, so seed noise is not measured."
-    return f"Seed noise: pooled SD of one run {_pts(c.seed_sd)} points ({c.seed_dof} degrees of freedom)."
+    low, high = c.sd_at(c.acc.max()), c.sd_at(c.acc.min())
+    return (f"Seed noise: one run's SD, taken proportional to its cell's error, is {100 * c.seed_rel_sd:.2f}% of the "
+            f"error (pooled, {c.seed_dof} degrees of freedom): {_pts(low)} points at the most accurate cell, "
+            f"{_pts(high)} at the least.")
 
 
 def _trend_lines(a: StudyAnalysis) -> list[str]:

@@ -293,8 +293,7 @@ def test_the_joint_test_is_the_sum_of_squared_zs_when_the_predictions_are_uncorr
     draws = s * np.array([[1, 1], [-1, 1], [1, -1], [-1, -1]], dtype=float)  # sample covariance exactly diagonal
     var_pred = s**2 * 4 / 3
     checks = (Check("a", None, 8, 40), Check("b", None, 64, 3))
-    joint = _joint(SimpleNamespace(name="law", seed_sd=seed_sd), checks, np.array([-0.010, 0.004]), np.array([3, 1]),
-                   draws, ())
+    joint = _joint("law", checks, np.array([-0.010, 0.004]), np.array([seed_sd**2 / 3, seed_sd**2]), draws, ())
     variances = np.array([var_pred + seed_sd**2 / 3, var_pred + seed_sd**2 / 1])
     residuals = np.array([-0.010, 0.004])
     assert joint.chi2 == pytest.approx(float(np.sum(residuals**2 / variances)))

@@ -56,12 +56,31 @@ def test_cell_weights_pool_small_cells_and_moderate_the_rest(tmp_path):
     records = [make_record(width=64, epochs=10, seed=s, ema_val_acc=v) for s, v in enumerate([0.90, 0.91, 0.93])]
     records += [make_record(width=64, epochs=20, seed=s, ema_val_acc=v) for s, v in enumerate([0.94, 0.95])]
     cells = cell_table(_frame(tmp_path, records))
-    own = np.var([0.90, 0.91, 0.93], ddof=1)
-    pooled = (2 * own + 1 * np.var([0.94, 0.95], ddof=1)) / 3
-    assert cells.seed_sd == pytest.approx(np.sqrt(pooled)) and cells.seed_dof == 3
-    assert cells.sd[0] == pytest.approx(np.sqrt((2 * own + PRIOR_DOF * pooled) / (2 + PRIOR_DOF)))
-    assert cells.sd[1] == pytest.approx(np.sqrt(pooled))  # n = 2: the pooled SD
-    assert cells.se_log[1] == pytest.approx(np.sqrt(pooled) / (np.sqrt(2) * (1 - 0.945)))
+    err = np.array([1 - np.mean([0.90, 0.91, 0.93]), 1 - 0.945])
+    own = np.var([0.90, 0.91, 0.93], ddof=1) / err[0] ** 2  # relative variances: SD as a fraction of the error
+    pooled = (2 * own + 1 * np.var([0.94, 0.95], ddof=1) / err[1] ** 2) / 3
+    assert cells.seed_rel_sd == pytest.approx(np.sqrt(pooled)) and cells.seed_dof == 3
+    assert cells.sd[0] == pytest.approx(np.sqrt((2 * own + PRIOR_DOF * pooled) / (2 + PRIOR_DOF)) * err[0])
+    assert cells.sd[1] == pytest.approx(np.sqrt(pooled) * err[1])  # n = 2: the pooled relative SD
+    assert cells.se_log[1] == pytest.approx(np.sqrt(pooled) / np.sqrt(2))
+    assert cells.sd_at(0.98) == pytest.approx(np.sqrt(pooled) * 0.02)  # one run's SD at any accuracy
+
+
+def test_seed_noise_proportional_to_the_error_is_measured_and_carried_to_any_cell(tmp_path):
+    """Runs that scatter by 3% of their cell's error (1.2 points at 40% error, 0.15 at 5%): the pooled relative
+    SD recovers the 3%, the law is not called a miss for it, and a prediction's one-run SD is 3% of ITS error."""
+    from analysis import predict_cell, width_sizes
+    rng = np.random.default_rng(11)
+    records = [make_record(width=w, epochs=e, seed=s, ema_val_acc=float(1 - error * (1 + 0.03 * rng.standard_normal())))
+               for w in WIDTHS for e in EPOCHS for s in range(4) for error in [true_error(num_params_of(w), e)]]
+    frame = _frame(tmp_path, records)
+    fit = fit_law(frame, "separable", n_boot=20)
+    assert fit.seed_rel_sd == pytest.approx(0.03, rel=0.2)  # 75 dof: the SD's SE is about 8%
+    assert fit.lack_of_fit_p > 0.01
+    prediction = predict_cell(fit, width_sizes(frame), 128, 80)
+    assert prediction.seed_sd == pytest.approx(fit.seed_rel_sd * (1 - prediction.predicted_acc))
+    small = predict_cell(fit, width_sizes(frame), 32, 5)
+    assert small.seed_sd / prediction.seed_sd == pytest.approx((1 - small.predicted_acc) / (1 - prediction.predicted_acc))
 
 
 def test_lack_of_fit_widens_intervals_and_says_so(tmp_path):
@@ -102,10 +121,10 @@ def test_one_seed_per_cell_estimates_noise_from_residuals(frame):
     fit = fit_law(frame[frame["seed"] == 0], "separable", n_boot=20)
     assert fit.cells.mode == "residual" and np.isnan(fit.chi2)
     assert any("seed noise is unmeasured" in note for note in fit.notes)
-    assert fit.n_boot == 20 and np.isfinite(fit.seed_sd) and 0 < fit.seed_sd < 0.01
+    assert fit.n_boot == 20 and np.isfinite(fit.seed_rel_sd) and 0 < fit.seed_rel_sd < 0.2
     assert fit.intervals["beta"][0] <= TRUE["beta"] <= fit.intervals["beta"][1]
     # without replicates a cell's SE comes from the law's residual SD; with them, from the cells themselves
-    assert fit.cells.sem_or(fit.seed_sd) == pytest.approx(fit.seed_sd / np.sqrt(fit.cells.n))
+    assert fit.cells.sem_or(fit.seed_rel_sd) == pytest.approx(fit.seed_rel_sd * fit.cells.error / np.sqrt(fit.cells.n))
     replicated = cell_table(frame)
     assert replicated.mode == "cells" and np.array_equal(replicated.sem_or(1.0), replicated.sem)
 
@@ -113,7 +132,7 @@ def test_one_seed_per_cell_estimates_noise_from_residuals(frame):
 def test_constant_cells_have_no_seed_noise_and_still_fit(tmp_path):
     records = grid_records(true_error, widths=WIDTHS, epochs=EPOCHS, seeds=3, sd=0.0, seed=0)
     cells = cell_table(_frame(tmp_path, records))
-    assert cells.mode == "residual" and cells.seed_dof == 50 and cells.seed_sd == 0
+    assert cells.mode == "residual" and cells.seed_dof == 50 and cells.seed_rel_sd == 0
     fit = fit_cells(cells, "separable", n_boot=10)
     assert fit.params["beta"] == pytest.approx(TRUE["beta"], rel=0.02)  # noise-free: exact up to rounding
 
