@@ -3,10 +3,11 @@
 A law is fitted to cell means of log error by weighted least squares; var(log ē) ≈ (sd/ē)²/n, so each cell's
 weight comes from its seed SD relative to its error, sd/ē, and its number of runs n. Seed noise is modelled on
 that same scale: one run's SD is taken to be proportional to the cell's error (a constant SD of log error).
-On cpu-scaling's 16 cells of three runs (width 8-64 × 3-80 epochs), regressing the log of each cell's variance
-on its log squared error gives a slope of 1.38 ± 0.43 (0: a constant SD in accuracy; 1: proportional), and
-the proportional model's likelihood beats the constant one's by 10.5 log units with one parameter each: the
-runs scatter 1.3 points at 27% error but 0.1-0.2 points at 6-8%. The relative SD used:
+On cpu-scaling's 16 cells of three runs (its 12 and its four checks' cells: width 8-64 × 3-80 epochs), the log
+of each cell's variance rises with its log squared error at a slope of 1.38 ± 0.43 (0: a constant SD in
+accuracy; 1: proportional), and the proportional model's likelihood beats the constant one's by 10.5 log units
+with one parameter each: the runs scatter 1.3 points at 27% error but 0.1-0.2 points at 6-8%. The relative SD
+used:
 
 - cells with n ≥ 3: the cell's own sample variance of sd/ē, moderated towards the study's pooled within-cell
   value with PRIOR_DOF degrees of freedom (Smyth 2004). Three runs give a variance with 2 degrees of freedom,
@@ -18,6 +19,8 @@ runs scatter 1.3 points at 27% error but 0.1-0.2 points at 6-8%. The relative SD
   report).
 
 `sd_at(acc)` turns the pooled relative SD into one run's SD in accuracy at any cell (a prediction's, a check's).
+`noise_scaling(cells)` tests the assumption on each study (the report shows it): the slope of the cells' log
+variance against their log squared error, and the likelihood of the proportional model against the constant one.
 """
 from __future__ import annotations
 
@@ -25,12 +28,13 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
+from scipy import special
 
 from .aggregates import ok_runs
 from .errors import AnalysisError
 from .records import METRIC
 
-__all__ = ["Cells", "cell_table", "PRIOR_DOF", "MIN_ERROR"]
+__all__ = ["Cells", "cell_table", "NoiseScaling", "noise_scaling", "PRIOR_DOF", "MIN_ERROR"]
 
 PRIOR_DOF = 4.0  # pooled-variance weight, in degrees of freedom, in a cell's moderated variance
 MIN_ERROR = 1e-6  # cell-mean errors are floored here before taking logs (a perfect score on a tiny test set)
@@ -137,3 +141,46 @@ def cell_table(frame: pd.DataFrame) -> Cells:
                  num_params=stats["num_params"].to_numpy(dtype=float), n=n, acc=stats["acc"].to_numpy(dtype=float),
                  sd_own=sd_own, sd=sd, seed_rel_sd=float(np.sqrt(rel_var)) if seed_dof else float("nan"),
                  seed_dof=seed_dof, mode=mode, stat_dof=stat_dof)
+
+
+@dataclass(frozen=True)
+class NoiseScaling:
+    """How one run's SD grows with the cell's error, from the cells with two or more differing runs."""
+
+    n_cells: int
+    slope: float  # of log variance on log squared error: 0 for a constant SD, 1 for an SD proportional to error
+    slope_se: float
+    loglik_gain: float  # log-likelihood of the proportional model minus the constant one's (one parameter each)
+
+    def verdict(self) -> str:
+        """What the cells say about the proportional model the fits assume."""
+        if self.loglik_gain > 2:
+            return "the cells favour it"
+        if self.loglik_gain < -2:
+            return "the cells favour a constant SD instead: intervals at accurate cells may be too narrow"
+        return "the cells cannot tell it from a constant SD"
+
+
+def noise_scaling(cells: Cells) -> NoiseScaling | None:
+    """The test behind the noise model (module docstring); None with fewer than three cells to test on. A sample
+    variance on d degrees of freedom has E[log s²] = log σ² + ψ(d/2) − log(d/2) and var ψ′(d/2), so the slope is
+    a weighted least-squares fit of the bias-corrected log variances; the likelihoods are those of the sample
+    variances under σ² = c (constant) and σ² = c·error² (proportional), each c at its maximum."""
+    d = (cells.n - 1).astype(float)
+    keep = (d > 0) & (np.nan_to_num(cells.sd_own) > 0)
+    if keep.sum() < 3:
+        return None
+    d, var, error = d[keep], cells.sd_own[keep] ** 2, cells.error[keep]
+    x = np.log(error**2)
+    y = np.log(var) - (special.digamma(d / 2) - np.log(d / 2))
+    w = 1.0 / special.polygamma(1, d / 2)
+    xm = np.sum(w * x) / np.sum(w)
+    sxx = np.sum(w * (x - xm) ** 2)
+    slope = float(np.sum(w * (x - xm) * (y - np.sum(w * y) / np.sum(w))) / sxx) if sxx > 0 else float("nan")
+
+    def loglik(shape):  # sample variances ~ σ²·χ²_d / d with σ² = c·shape, c at its maximum
+        c = np.sum(d * var / shape) / np.sum(d)
+        return float(np.sum(-d / 2 * np.log(c * shape) - d * var / (2 * c * shape)))
+
+    return NoiseScaling(int(keep.sum()), slope, float(sxx**-0.5) if sxx > 0 else float("nan"),
+                        loglik(error**2) - loglik(np.ones_like(error)))

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from .allocation import pareto_frontier
+from .cells import Cells, noise_scaling
 from .fits import NOT_IDENTIFIED, FitResult
 from .holdout import z_text
 from .optimize import HUBER_DELTA
@@ -63,14 +64,24 @@ def cells_section(a: StudyAnalysis) -> list[str]:
             ""]
 
 
+def _noise_test(cells: Cells) -> str:
+    test = noise_scaling(cells)
+    if test is None:
+        return " (too few cells with differing runs to test that assumption)"
+    return (f" (the test of that assumption, over the {test.n_cells} cells with differing runs: their log variance "
+            f"rises with log squared error at a slope of {test.slope:.2f} ± {test.slope_se:.2f}, where 0 means a "
+            f"constant SD and 1 a proportional one, and the proportional model's log-likelihood is "
+            f"{test.loglik_gain:+.1f} against the constant one's: {test.verdict()})")
+
+
 def laws_section(a: StudyAnalysis) -> list[str]:
     o = a.options
     c = a.cells
     noise = (f"each cell's standard error of its mean, with one run's SD taken proportional to the cell's error: its "
              f"own runs' SD relative to its error, moderated towards the pooled relative SD ({100 * c.seed_rel_sd:.2f}% "
              f"of the error, {c.seed_dof} dof) for cells with ≥ 3 runs, the pooled relative SD for the rest"
-             if c.mode == "cells" else "one SD for every cell, estimated from the fit's residuals (no cell has "
-             "two differing runs)")
+             + _noise_test(c) if c.mode == "cells" else "one relative SD for every cell, estimated from the fit's "
+             "residuals (no cell has two differing runs)")
     loss = ("weighted least squares" if o["loss"] == "linear" else
             f"a Huber loss (δ = {HUBER_DELTA} standard errors) on the standardised residuals")
     lines = ["## Scaling laws", "",

@@ -10,6 +10,7 @@ import math
 import numpy as np
 from scipy import stats
 
+from .cells import noise_scaling
 from .fits import NOT_IDENTIFIED, FitResult
 from .holdout import z_text
 from .study import StudyAnalysis, cells_missing_from_fits, held_out_of
@@ -121,7 +122,12 @@ def _seed_noise(a: StudyAnalysis) -> str:
     low, high = c.sd_at(c.acc.max()), c.sd_at(c.acc.min())
     return (f"Seed noise: one run's SD, taken proportional to its cell's error, is {100 * c.seed_rel_sd:.2f}% of the "
             f"error (pooled, {c.seed_dof} degrees of freedom): {_pts(low)} points at the most accurate cell, "
-            f"{_pts(high)} at the least.")
+            f"{_pts(high)} at the least{_noise_verdict(c)}.")
+
+
+def _noise_verdict(cells) -> str:
+    test = noise_scaling(cells)
+    return "" if test is None else f" (proportional against constant: {test.verdict()}; see Scaling laws)"
 
 
 def _trend_lines(a: StudyAnalysis) -> list[str]:

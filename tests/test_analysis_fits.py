@@ -83,6 +83,24 @@ def test_seed_noise_proportional_to_the_error_is_measured_and_carried_to_any_cel
     assert small.seed_sd / prediction.seed_sd == pytest.approx((1 - small.predicted_acc) / (1 - prediction.predicted_acc))
 
 
+@pytest.mark.parametrize("proportional", [True, False])
+def test_the_noise_test_tells_an_sd_proportional_to_the_error_from_a_constant_one(tmp_path, proportional):
+    """Six runs per cell, the errors spanning 6-17%: runs scattered by 3% of their error are told apart from
+    runs scattered by a constant 0.3 points, each with its slope within 3 SE of the truth (1 and 0)."""
+    from analysis.cells import noise_scaling
+    rng = np.random.default_rng(5 if proportional else 6)
+    records = [make_record(width=w, epochs=e, seed=s, ema_val_acc=float(
+                   1 - error - (0.03 * error if proportional else 0.003) * rng.standard_normal()))
+               for w in WIDTHS for e in EPOCHS for s in range(6) for error in [true_error(num_params_of(w), e)]]
+    test = noise_scaling(cell_table(_frame(tmp_path, records)))
+    assert test.n_cells == 25
+    assert abs(test.slope - (1.0 if proportional else 0.0)) < 3 * test.slope_se, test
+    if proportional:
+        assert test.loglik_gain > 2 and test.verdict() == "the cells favour it"
+    else:
+        assert test.loglik_gain < -2 and "favour a constant SD" in test.verdict()
+
+
 def test_lack_of_fit_widens_intervals_and_says_so(tmp_path):
     # the truth has an interaction the separable law lacks: error ∝ N^-0.5·E^-0.8 with tiny noise
     records = grid_records(lambda n, e: 0.03 + 2000 * n**-0.5 * e**-0.8, widths=WIDTHS, epochs=EPOCHS, seeds=3,
