@@ -1,4 +1,5 @@
-"""`python -m analysis report|summary|compare|fit|predict DIR`, `seedlog LOG` and `calibrate`: bad input (or a
+"""`python -m analysis report|summary|compare|fit|predict|calibrate-checks DIR`, `seedlog LOG` and `calibrate`: bad
+input (or a
 grid no law can be fitted to) gives one line on stderr and exit code 2."""
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from .cells import cell_table
 from .comparison import EQUIVALENCE_MARGIN, compare_cell, compare_train_time
 from .errors import AnalysisError
 from .fits import FitResult, FitSkipped
+from .joint_calibration import DEFAULT_SHIFTS, calibrate_joint, write_joint_calibration
 from .laws import law_names
 from .predict import predict_cell
 from .records import load
@@ -25,7 +27,7 @@ from .seedlog import read_seed_log, seed_reference
 from .selection import choose_law, fit_all
 from .sizes import width_sizes
 from .speed import bench_report, write_bench
-from .study import DEFAULT_BOOT, load_study, pool
+from .study import DEFAULT_BOOT, analyse, load_study, pool
 from .tables import format_aggregate, markdown_table
 from .writer import write_atomic
 
@@ -189,6 +191,27 @@ def _calibrate(args) -> int:
     return 0
 
 
+def _calibrate_checks(args) -> int:
+    study = analyse(args.dir, n_boot=args.n_boot, seed=args.seed)
+
+    def progress(k):
+        if k % 25 == 0 or k == args.studies:
+            print(f"{k}/{args.studies} simulated studies", file=sys.stderr, flush=True)
+
+    result = calibrate_joint(study, args.law, n_studies=args.studies, n_boot=args.n_boot,
+                             shifts=args.shift or DEFAULT_SHIFTS, seed=args.seed, progress=progress)
+    out = args.out or os.path.join("results", "benchmarks", "joint-checks", Path(args.dir).resolve().name)
+    paths = write_joint_calibration(result, out, " ".join(["python -m analysis"] + (args.argv or [])))
+    s = result.summary()
+    for row in s["shifts"].values():
+        print(f"shift {row['shift_points']:+g} points: rejected {row['rejected']}/{row['of']} "
+              f"({100 * row['rate']:.1f}%), mean chi2 {row['mean_chi2']:.2f} on {row['dof']} dof")
+    print(f"the study's own checks: chi2 {s['observed']['chi2']:.2f}, nominal p {s['observed']['p_nominal']:.2g}, "
+          f"simulated p {s['observed']['p_simulated']:.2g}")
+    print(f"wrote {', '.join(map(str, paths))}")
+    return 0
+
+
 def _frame(directory):
     return load(directory).frame
 
@@ -273,6 +296,17 @@ def _parser() -> argparse.ArgumentParser:
     cal.add_argument("--no-select", action="store_true", help="skip the law choice per grid (faster)")
     cal.add_argument("--out", default="results/benchmarks/calibration", help="folder for calibration.json/.md")
     cal.set_defaults(command=_calibrate)
+    joint = command("calibrate-checks", _calibrate_checks,
+                    "size and power of the checks' joint test on this study, by parametric bootstrap")
+    joint.add_argument("--law", choices=law_names(), default=None, help="default: the report's chosen law")
+    joint.add_argument("--studies", type=_positive, default=200, help="simulated studies (default 200)")
+    joint.add_argument("--n-boot", type=_positive, default=DEFAULT_BOOT, help=f"draws per fit (default {DEFAULT_BOOT})")
+    joint.add_argument("--shift", type=float, action="append", default=[], metavar="POINTS",
+                       help="a shared shortfall to detect, in accuracy points (repeatable; default "
+                            f"{' and '.join(f'{v:g}' for v in DEFAULT_SHIFTS)})")
+    joint.add_argument("--seed", type=int, default=0, help="seed of the simulation and the bootstrap (default 0)")
+    joint.add_argument("--out", default=None,
+                       help="folder for joint-calibration.json/.md (default results/benchmarks/joint-checks/<DIR's name>)")
     bench = commands.add_parser("bench-report", help="time `report` on a synthetic 140-run scaling-shaped grid",
                                 description="Time the whole report on 140 synthetic runs; prints seconds and load.")
     bench.add_argument("--n-boot", type=_positive, default=DEFAULT_BOOT, help=f"draws per fit (default {DEFAULT_BOOT})")
