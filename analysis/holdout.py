@@ -2,10 +2,10 @@
 z = (observed − predicted) / √(se_pred² + sem_obs²).
 
 se_pred is the bootstrap SE of the predicted mean; sem_obs the SE of the observed cell mean, SD / √n with the
-SD rule of cells.py — so a cell with n = 1 (or 2) uses the study's pooled relative seed SD times its error. |z| > 2 says the law missed
-the cell by more than both uncertainties allow. The corner test (the largest width × the largest epochs, the
-cell a scaling law exists to predict) is always run; holding out the whole largest width and the whole largest
-epochs value follow.
+SD rule of cells.py — so a cell with n = 1 (or 2) uses the study's pooled relative seed SD times its error.
+|z| > 2 says the law missed the cell by more than both uncertainties allow. The corner test (the largest width ×
+the largest epochs, the cell a scaling law exists to predict) is always run; holding out the whole largest width
+and the whole largest epochs value follow.
 """
 from __future__ import annotations
 

@@ -151,7 +151,7 @@ def checks_section(a: StudyAnalysis) -> list[str]:
             lines += [f"Not the chosen law: {r.why_law}.", ""]
         lines += [f"Predicted from this study's records alone ({p.law} law, {p.n_runs} runs): mean "
                   f"{pct(p.predicted_acc)}% (95% CI [{pct(p.ci95[0])}, {pct(p.ci95[1])}]); one run: 95% prediction "
-                  f"interval [{pct(p.pi95[0])}, {pct(p.pi95[1])}] (seed SD {pct(p.seed_sd)} points)."
+                  f"interval [{pct(p.pi95[0])}, {pct(p.pi95[1])}] (one run's SD there {pct(p.seed_sd)} points)."
                   + (f" num_params {p.num_params:,.0f} from the {p.num_params_source}." if p.num_params_source not in ("", "records") else "")
                   + (f" Extrapolated: {p.extrapolation}." if p.extrapolated else "")
                   + (f" Rests on {', '.join(p.not_identified)} ({NOT_IDENTIFIED})." if p.not_identified else ""), ""]
@@ -191,7 +191,7 @@ def _joint_lines(a: StudyAnalysis) -> list[str]:
             "is the largest correlation between two of them) and their z's are not independent tests. Each law is "
             "tested once on all the checks it predicts, with the like-for-like runs only: χ² = rᵀC⁻¹r on one degree "
             "of freedom per check, where r holds each check's observed − predicted mean and C is the bootstrap "
-            "covariance of the predictions plus each check's seed noise (seed SD² / n) on its diagonal. The common "
+            "covariance of the predictions plus each check's seed noise (one run's SD at the check, squared, / n) on its diagonal. The common "
             "offset is the mean of r weighted by C⁻¹: below zero, the law overstates the checks as a whole.", "",
             markdown_table(pd.DataFrame(rows)), ""]
 
