@@ -19,6 +19,7 @@ from .errors import AnalysisError
 from .fits import FitResult, FitSkipped
 from .joint_calibration import DEFAULT_SHIFTS, calibrate_joint, write_joint_calibration
 from .laws import law_names
+from .plan import default_candidates, plan_cells, plan_text
 from .predict import predict_cell
 from .records import load
 from .reference import load_reference
@@ -212,6 +213,17 @@ def _calibrate_checks(args) -> int:
     return 0
 
 
+def _plan(args) -> int:
+    study = analyse(args.dir, n_boot=args.n_boot, seed=args.seed)
+    if study.choice is None or study.choice.fit is None:
+        raise AnalysisError(f"no law can be fitted to {args.dir}: {study.no_fit_reason or study.choice.reason}")
+    widths, epochs = default_candidates(study)
+    target = (args.target_width, args.target_epochs)
+    candidates = plan_cells(study, args.widths or widths, args.epochs or epochs, runs=args.runs, target=target)
+    print(plan_text(study, candidates, target))
+    return 0
+
+
 def _frame(directory):
     return load(directory).frame
 
@@ -296,6 +308,17 @@ def _parser() -> argparse.ArgumentParser:
     cal.add_argument("--no-select", action="store_true", help="skip the law choice per grid (faster)")
     cal.add_argument("--out", default="results/benchmarks/calibration", help="folder for calibration.json/.md")
     cal.set_defaults(command=_calibrate)
+    plan = command("plan", _plan, "which cell to train next: cost, every law's prediction, how far apart they "
+                                  "would be, and what the runs would tell about a target cell")
+    plan.add_argument("--widths", type=_numbers, default=None, metavar="W,W,...",
+                      help="candidate widths (default: the study's and twice its widest)")
+    plan.add_argument("--epochs", type=_numbers, default=None, metavar="E,E,...",
+                      help="candidate epochs (default: the study's and 2× and 4× its longest)")
+    plan.add_argument("--runs", type=_positive, default=3, help="runs (seeds) per candidate cell (default 3)")
+    plan.add_argument("--target-width", type=_positive, default=128, help="the target cell's width (default 128)")
+    plan.add_argument("--target-epochs", type=_positive, default=80, help="the target cell's epochs (default 80)")
+    plan.add_argument("--n-boot", type=_positive, default=DEFAULT_BOOT, help=f"draws per fit (default {DEFAULT_BOOT})")
+    plan.add_argument("--seed", type=int, default=0, help="seed of the bootstrap draws (default 0)")
     joint = command("calibrate-checks", _calibrate_checks,
                     "size and power of the checks' joint test on this study, by parametric bootstrap")
     joint.add_argument("--law", choices=law_names(), default=None, help="default: the report's chosen law")
@@ -325,3 +348,16 @@ def _positive(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{value} is not positive")
     return value
+
+
+def _numbers(text: str) -> list:
+    values = []
+    for part in text.split(","):
+        try:
+            value = float(part)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{part!r} is not a number (give a comma-separated list, e.g. 8,16,64)") from None
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(f"{part!r} is not a positive number")
+        values.append(value)
+    return values
