@@ -10,8 +10,8 @@ records alone and set against runs trained elsewhere.
 Every ok record of that width × epochs in the folder is shown with its z = (observed − predicted) /
 √(se_pred² + seed_sd²) (seed_sd: one run's SD at that cell, from the study's seed noise). A record whose config
 differs from the study's in anything but width, epochs, seed and execution-only fields (e.g. precision bf16
-against fp32) is shown but marked not like-for-like; the combined z of the like-for-like records is given, and separately,
-labelled, the z of all of them.
+against fp32) is shown but marked not like-for-like; the combined z of the like-for-like records is given, and
+separately, labelled, the z of all of them.
 
 The check also asks every other law that was fitted to the study what it predicts at the cell (`alternatives`):
 a prediction outside the fitted range rests on the law's form, and the spread across forms shows how much.
