@@ -32,6 +32,7 @@ __all__ = ["Candidate", "plan_cells", "plan_text", "default_candidates"]
 class Candidate:
     width: float
     epochs: float
+    law: str  # the chosen law, the one the separations and the target share are about
     runs: int
     flops: float  # training FLOPs of all `runs`
     hours: float  # estimated on the study's hardware; NaN without timed records
@@ -73,28 +74,29 @@ def plan_cells(study: StudyAnalysis, widths, epochs, *, runs: int = 3, target=(1
                 continue
             flops = runs * sizes.value("flops_per_epoch", w)[0] * e
             rate = per_flop.get(float(w), per_flop.get("all", math.nan))
-            predictions = {}
+            predictions, chosen_draws = {}, None
             for fit in fits:
                 if fit.law.widths and float(w) not in {float(v) for v in fit.law.widths}:
                     continue
                 point, draws = predict_acc(fit, sizes.value("num_params", w)[0], e, w)
                 predictions[fit.name] = (float(point[0]), float(np.std(draws[:, 0], ddof=1)) if len(draws) > 1
                                          else math.nan)
+                chosen_draws = draws[:, 0] if fit is chosen else chosen_draws
             mean, se = predictions[chosen.name]
             sd = float(chosen.seed_sd_at(mean))
             separation = {name: abs(m - mean) / math.sqrt(se**2 + s**2 + sd**2 / runs)
                           for name, (m, s) in predictions.items() if name != chosen.name}
-            share = _share(target_draws, _draws(chosen, sizes, w, e), sd**2 / runs)
-            out.append(Candidate(float(w), float(e), runs, flops, flops * rate / 3600, predictions, sd, separation,
-                                 share, checked.get((float(w), float(e)), "")))
+            share = _share(target_draws, chosen_draws, sd**2 / runs)
+            out.append(Candidate(float(w), float(e), chosen.name, runs, flops, flops * rate / 3600, predictions, sd,
+                                 separation, share, checked.get((float(w), float(e)), "")))
     return sorted(out, key=lambda c: (c.flops, c.width))
 
 
 def plan_text(study: StudyAnalysis, candidates: list, target) -> str:
     if not candidates:
         return f"{study.name}: every candidate cell is already in the study; pass --widths and --epochs"
-    laws = list(candidates[0].predictions)
-    chosen = next(iter(set(laws) - set(candidates[0].separation)))
+    laws = [f.name for f in study.choice.fitted() if any(f.name in c.predictions for c in candidates)]
+    chosen = candidates[0].law
     header = ["cell", "runs", "cost (PFLOP)", "≈ hours"] + [f"{law} (%)" for law in laws]
     header += [f"SEs from {law}" for law in laws if law != chosen] + [f"share of {target[0]} × {target[1]}'s variance removed", "note"]
     rows = []
