@@ -1,6 +1,5 @@
-"""`python -m analysis report|summary|compare|fit|predict|calibrate-checks DIR`, `seedlog LOG` and `calibrate`: bad
-input (or a
-grid no law can be fitted to) gives one line on stderr and exit code 2."""
+"""`python -m analysis report|summary|compare|fit|predict|plan|calibrate-checks DIR`, `seedlog LOG` and
+`calibrate`: bad input (or a grid no law can be fitted to) gives one line on stderr and exit code 2."""
 from __future__ import annotations
 
 import argparse
