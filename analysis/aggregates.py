@@ -13,6 +13,7 @@ __all__ = ["aggregate", "cell_columns", "ok_runs", "STAT_COLUMNS"]
 # Columns `aggregate` adds after the cell columns; n .. max describe `metric` (frame.attrs["metric"]).
 STAT_COLUMNS = ("n", "mean", "std", "sem", "ci_low", "ci_high", "min", "max", "train_time_s", "train_flops")
 _NOT_KNOBS = EXECUTION_FIELDS | {"seed"}  # never split cells: seeds are the replicates, the rest can't matter
+_RESOLVED = ("precision",)  # asked for in the config (possibly "auto"), resolved at run time: the run's own value counts
 
 
 def ok_runs(frame: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
@@ -31,9 +32,11 @@ def ok_runs(frame: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
 
 def cell_columns(frame: pd.DataFrame) -> list[str]:
     """The columns that define a grid cell: width, epochs, and every other config column that varies across
-    the records, except seed and execution-only fields (device, data_dir, compile, threads, ...)."""
+    the records, except seed and execution-only fields (device, data_dir, compile, threads, ...). Precision counts
+    as the run resolved it (the top-level `precision`), not as asked: "auto" that ran in fp32 is fp32."""
     columns = [c for c in ("width", "epochs") if c in frame.columns]
-    for name in frame.attrs.get("config_columns", ()):
+    names = [n for n in frame.attrs.get("config_columns", ()) if n.removeprefix("config.") not in _RESOLVED]
+    for name in names + [n for n in _RESOLVED if n in frame.columns]:
         base = name.removeprefix("config.")
         if name in columns or base in _NOT_KNOBS or name not in frame.columns:
             continue

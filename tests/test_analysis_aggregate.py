@@ -70,3 +70,16 @@ def test_explicit_by_and_bad_input(study):
         aggregate(frame[frame["width"] == 0])
     with pytest.raises(NoRecordsError):
         aggregate(pd.DataFrame({"x": [1]}))
+
+
+def test_precision_counts_as_the_run_resolved_it(tmp_path):
+    """A run that asked for "auto" and ran in fp32 shares its cell with one that asked for fp32; bf16 does not."""
+    write_records(tmp_path, [
+        make_record(width=64, epochs=10, seed=0, config={"precision": "fp32"}, precision="fp32", ema_val_acc=0.939),
+        make_record(width=64, epochs=10, seed=1, config={"precision": "auto"}, precision="fp32", ema_val_acc=0.941)])
+    frame = load(tmp_path).frame
+    assert cell_columns(frame) == ["width", "epochs"] and list(aggregate(frame)["n"]) == [2]
+    write_records(tmp_path, [make_record(width=64, epochs=10, seed=0, config={"precision": "bf16"}, precision="bf16")])
+    table = aggregate(load(tmp_path).frame)
+    assert cell_columns(load(tmp_path).frame) == ["width", "epochs", "precision"]
+    assert dict(zip(table["precision"], table["n"])) == {"bf16": 1, "fp32": 2}

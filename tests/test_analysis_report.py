@@ -116,10 +116,10 @@ def test_tiny_study_report_explains_what_it_cannot_compute(tmp_path):
 def test_runs_varying_another_knob_get_a_table_and_no_law(tmp_path):
     for precision in ("fp16", "bf16"):
         write_records(tmp_path, grid_records(true_error, widths=(32, 64, 96), epochs=(10, 20, 40), seeds=1,
-                                             config={"precision": precision}))
+                                             config={"precision": precision}, precision=precision))
     text = report(tmp_path, n_boot=4).read_text()
-    assert "No law was fitted: the runs also vary in config.precision" in text
-    assert "## Results per grid cell" in text and "| config.precision |" not in text.split("## Results")[0]
+    assert "No law was fitted: the runs also vary in precision" in text
+    assert "## Results per grid cell" in text and "| width | epochs | precision | n |" in text.split("## Results")[1]
 
 
 @pytest.mark.filterwarnings("ignore::analysis.RecordWarning")
