@@ -71,12 +71,19 @@ def num_params_of(width) -> float:
 
 
 def grid_records(error, *, widths=(64, 80, 96, 112, 128), epochs=(10, 20, 40, 80), seeds=3, sd=0.0014,
-                 seed: int = 0, **fields) -> list[dict]:
+                 rel_sd: float | None = None, seed: int = 0, **fields) -> list[dict]:
     """Records of a width × epochs × seeds grid whose ema_val_acc is 1 − error(num_params, epochs) plus Gaussian
-    seed noise of SD `sd` (drawn from numpy's generator seeded by `seed`); `fields` go to make_record."""
+    seed noise of SD `sd`, or with `rel_sd` of SD rel_sd × that error (noise proportional to the error, as
+    real runs scatter); drawn from numpy's generator seeded by `seed`. `fields` go to make_record."""
     rng = np.random.default_rng(seed)
-    return [make_record(width=w, epochs=e, seed=s, ema_val_acc=float(1.0 - error(num_params_of(w), e) + rng.normal(0, sd)),
-                        **fields) for w in widths for e in epochs for s in range(seeds)]
+    records = []
+    for w in widths:
+        for e in epochs:
+            err = error(num_params_of(w), e)
+            scale = sd if rel_sd is None else rel_sd * err
+            records += [make_record(width=w, epochs=e, seed=s, ema_val_acc=float(1.0 - err + rng.normal(0, scale)),
+                                    **fields) for s in range(seeds)]
+    return records
 
 
 def write_records(directory: str | Path, records: list[dict]) -> list[Path]:

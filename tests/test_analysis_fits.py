@@ -70,10 +70,7 @@ def test_seed_noise_proportional_to_the_error_is_measured_and_carried_to_any_cel
     """Runs that scatter by 3% of their cell's error (1.2 points at 40% error, 0.15 at 5%): the pooled relative
     SD recovers the 3%, the law is not called a miss for it, and a prediction's one-run SD is 3% of ITS error."""
     from analysis import predict_cell, width_sizes
-    rng = np.random.default_rng(11)
-    records = [make_record(width=w, epochs=e, seed=s, ema_val_acc=float(1 - error * (1 + 0.03 * rng.standard_normal())))
-               for w in WIDTHS for e in EPOCHS for s in range(4) for error in [true_error(num_params_of(w), e)]]
-    frame = _frame(tmp_path, records)
+    frame = _frame(tmp_path, grid_records(true_error, widths=WIDTHS, epochs=EPOCHS, seeds=4, rel_sd=0.03, seed=11))
     fit = fit_law(frame, "separable", n_boot=20)
     assert fit.seed_rel_sd == pytest.approx(0.03, rel=0.2)  # 75 dof: the SD's SE is about 8%
     assert fit.lack_of_fit_p > 0.01
@@ -88,10 +85,8 @@ def test_the_noise_test_tells_an_sd_proportional_to_the_error_from_a_constant_on
     """Six runs per cell, the errors spanning 6-17%: runs scattered by 3% of their error are told apart from
     runs scattered by a constant 0.3 points, each with its slope within 3 SE of the truth (1 and 0)."""
     from analysis.cells import noise_scaling
-    rng = np.random.default_rng(5 if proportional else 6)
-    records = [make_record(width=w, epochs=e, seed=s, ema_val_acc=float(
-                   1 - error - (0.03 * error if proportional else 0.003) * rng.standard_normal()))
-               for w in WIDTHS for e in EPOCHS for s in range(6) for error in [true_error(num_params_of(w), e)]]
+    noise = {"rel_sd": 0.03} if proportional else {"sd": 0.003}
+    records = grid_records(true_error, widths=WIDTHS, epochs=EPOCHS, seeds=6, seed=5 if proportional else 6, **noise)
     test = noise_scaling(cell_table(_frame(tmp_path, records)))
     assert test.n_cells == 25
     assert abs(test.slope - (1.0 if proportional else 0.0)) < 3 * test.slope_se, test

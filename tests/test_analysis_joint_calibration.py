@@ -1,13 +1,12 @@
 """`python -m analysis calibrate-checks`: the joint test's size and power on a study, by parametric bootstrap."""
 import json
 
-import numpy as np
 import pytest
 
 from analysis import analyse
 from analysis.cli import main
 from analysis.joint_calibration import calibrate_joint, write_joint_calibration
-from analysis.testing import grid_records, make_record, num_params_of, write_records
+from analysis.testing import grid_records, write_records
 
 CELLS = ((64, 10), (8, 40), (64, 3))
 
@@ -20,15 +19,10 @@ def true_error(n, e):
 def study(tmp_path_factory):
     """A 4 × 4 grid and three checks of three runs each, all from `true_error` with SD 3% of the error."""
     root = tmp_path_factory.mktemp("joint")
-    rng = np.random.default_rng(3)
-
-    def runs(widths, epochs, name):
-        return [make_record(width=w, epochs=e, seed=s, study=name, ema_val_acc=float(
-                    1 - err * (1 + 0.03 * rng.standard_normal())))
-                for w in widths for e in epochs for s in range(3) for err in [true_error(num_params_of(w), e)]]
-
-    write_records(root / "study", runs((8, 16, 24, 32), (3, 5, 10, 20), "grid"))
-    write_records(root / "checks", [r for w, e in CELLS for r in runs((w,), (e,), "checks")])
+    write_records(root / "study", grid_records(true_error, widths=(8, 16, 24, 32), epochs=(3, 5, 10, 20), rel_sd=0.03,
+                                               seed=3, study="grid"))
+    write_records(root / "checks", [r for k, (w, e) in enumerate(CELLS) for r in grid_records(
+        true_error, widths=(w,), epochs=(e,), rel_sd=0.03, seed=30 + k, study="checks")])
     (root / "study" / "checks.toml").write_text("".join(
         f'[[check]]\nname = "{w} x {e}"\nrecords = "../checks"\nwidth = {w}\nepochs = {e}\n\n' for w, e in CELLS))
     return root / "study"

@@ -8,7 +8,7 @@ from analysis import analyse
 from analysis.cli import main
 from analysis.plan import _share, plan_cells
 from analysis.predict import predict_acc
-from analysis.testing import make_record, num_params_of, write_records
+from analysis.testing import grid_records, make_record, write_records
 
 
 def true_error(n, e):
@@ -18,10 +18,7 @@ def true_error(n, e):
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     root = tmp_path_factory.mktemp("plan")
-    rng = np.random.default_rng(4)
-    write_records(root / "study", [
-        make_record(width=w, epochs=e, seed=s, ema_val_acc=float(1 - err * (1 + 0.03 * rng.standard_normal())))
-        for w in (8, 16, 32) for e in (3, 5, 10, 20) for s in range(3) for err in [true_error(num_params_of(w), e)]])
+    write_records(root / "study", grid_records(true_error, widths=(8, 16, 32), epochs=(3, 5, 10, 20), rel_sd=0.03, seed=4))
     write_records(root / "check", [make_record(width=64, epochs=10, seed=s, study="check") for s in range(2)])
     (root / "study" / "checks.toml").write_text('[[check]]\nname = "64 x 10"\nrecords = "../check"\nwidth = 64\n'
                                                  'epochs = 10\n')
