@@ -18,7 +18,7 @@ from .errors import AnalysisError
 from .fits import FitResult, FitSkipped
 from .joint_calibration import DEFAULT_SHIFTS, calibrate_joint, write_joint_calibration
 from .laws import law_names
-from .plan import default_candidates, plan_cells, plan_text
+from .plan import plan_cells, plan_text
 from .predict import predict_cell
 from .records import load
 from .reference import load_reference
@@ -214,11 +214,8 @@ def _calibrate_checks(args) -> int:
 
 def _plan(args) -> int:
     study = analyse(args.dir, n_boot=args.n_boot, seed=args.seed)
-    if study.choice is None or study.choice.fit is None:
-        raise AnalysisError(f"no law can be fitted to {args.dir}: {study.no_fit_reason or study.choice.reason}")
-    widths, epochs = default_candidates(study)
     target = (args.target_width, args.target_epochs)
-    candidates = plan_cells(study, args.widths or widths, args.epochs or epochs, runs=args.runs, target=target)
+    candidates = plan_cells(study, args.widths, args.epochs, runs=args.runs, target=target)
     print(plan_text(study, candidates, target))
     return 0
 

@@ -51,13 +51,16 @@ def default_candidates(study: StudyAnalysis) -> tuple[list, list]:
     return widths, epochs
 
 
-def plan_cells(study: StudyAnalysis, widths, epochs, *, runs: int = 3, target=(128, 80)) -> list[Candidate]:
-    """Every (width, epochs) not in the study, cheapest first; see the module docstring."""
+def plan_cells(study: StudyAnalysis, widths=None, epochs=None, *, runs: int = 3, target=(128, 80)) -> list[Candidate]:
+    """Every (width, epochs) not in the study, cheapest first (widths, epochs: `default_candidates` where None);
+    see the module docstring."""
     if study.choice is None or study.choice.fit is None:
         raise AnalysisError(f"{study.directory}: no law is fitted ({study.no_fit_reason or 'no ok runs'}); fit one "
                             "before planning what to run next")
     if runs < 1:
         raise AnalysisError(f"runs={runs}: plan for one or more runs per cell")
+    default_widths, default_epochs = default_candidates(study)
+    widths, epochs = widths or default_widths, epochs or default_epochs
     chosen, fits, sizes = study.choice.fit, study.choice.fitted(), study.sizes
     if chosen.law.widths:  # a per-width law cannot reach new widths: plan with the rule's choice among laws in N
         chosen, _ = study.choice.for_width(float("inf"), study.cells.width)
