@@ -56,7 +56,8 @@ def test_cpu_checks_share_cpu_scalings_recipe_and_lie_outside_its_grid():
     only cells it never ran: otherwise they would test nothing out of sample."""
     scaling = load_study("cpu-scaling")
     fitted = {(w, e) for w in scaling.grid["width"] for e in scaling.grid["epochs"]}
-    for name in ("cpu-check-epochs", "cpu-check-width", "cpu-check-long", "cpu-check-16x40"):
+    for name in ("cpu-check-epochs", "cpu-check-width", "cpu-check-long", "cpu-check-16x40",
+                 "cpu-check-48x10"):
         check = load_study(name)
         assert check.fixed == scaling.fixed and check.grid["seed"] == scaling.grid["seed"], name
         cells = {(w, e) for w in check.grid["width"] for e in check.grid["epochs"]}
