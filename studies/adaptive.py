@@ -9,10 +9,11 @@ an ok or a diverged record; a failed run holds the policy until a rerun gets it 
 grid's listed seeds, then the next integers after the largest (Study.seeds).
 
 Targets (accuracy points, i.e. percent):
-- target_se: every cell's standard error of ema_val_acc (sample sd / sqrt(n) over its ok runs). Each seed goes
-  to the cell whose standard error is largest relative to the target (worst first, so a budget that runs out
-  leaves the grid as even in precision as it can); a cell with fewer than two ok runs has no standard error yet
-  and comes first.
+- target_se: every cell's standard error of ema_val_acc (seed sd / sqrt(n) over its ok runs; the sd is the
+  cell's own pulled towards the pool of all cells', relative to each cell's error by default: see shrunk_sds and
+  NOISE_MODELS). Each seed goes to the cell whose standard error is largest relative to the target (worst first,
+  so a budget that runs out leaves the grid as even in precision as it can); a cell with fewer than two ok runs
+  has no standard error yet and comes first.
 - target_halfwidth: the half-width of the law's 95% interval (ci95 or pi95) at the named cell `at`. The law is
   fitted by analysis, which studies may not import: the fit runs as a subprocess, the `predictor` command
   (default `python -m analysis predict DIR --width W --epochs E --format json`; see studies/README.md). Each
@@ -34,13 +35,28 @@ from .predictor import Predictor, PredictorError
 from .spec import Adaptive, Run, Study
 from .store import StudyPaths
 
-__all__ = ["CellState", "Replay", "replay", "decide", "Decision", "shrunk_sds", "PRIOR_DF"]
+__all__ = ["CellState", "Replay", "replay", "decide", "Decision", "shrunk_sds", "PRIOR_DF", "NOISE_MODELS"]
 
 # Degrees of freedom the pooled seed sd lends each cell's own (see shrunk_sds). In simulation (scaling's grid,
 # results/benchmarks/adaptive-seeds/, 100 replicates) a cell's own sd alone (0) left the worst cell at up to 2.4x
 # the target standard error on average; 5 kept it at 1.1-1.5x while still giving noisier cells more seeds; full
 # pooling (1000) ignores that the noise differs between cells, and fewer cells met the target when it did.
 PRIOR_DF = 5.0
+
+
+def _error_points(cell: "CellState") -> float:
+    return 100.0 - math.fsum(cell.values) / len(cell.values) if cell.values else math.nan
+
+
+# How one cell's seed sd borrows from the others' (the [adaptive] table's `noise`): the scale each cell's sd is
+# divided by before pooling and multiplied by after. "proportional" (the default) pools the sd relative to the
+# cell's error, 100 - mean accuracy in points, as analysis models seed noise (its report tests the assumption:
+# on cpu-scaling, cells from 73% to 94% accuracy, the sd grows with the error at a slope of 1.5 +- 0.45 on log
+# scales); "constant" pools the sd itself, for grids whose cells spread alike whatever their accuracy.
+NOISE_MODELS = {
+    "proportional": _error_points,
+    "constant": lambda cell: 1.0,
+}
 
 
 @dataclass(frozen=True)
@@ -127,7 +143,7 @@ def decide(policy: Adaptive, cells: list[CellState], spent: int, predictor: Pred
 
 def _decide_se(policy: Adaptive, cells: list[CellState], spent: int, prior_df: float = PRIOR_DF) -> Decision:
     target = policy.target_se
-    sds = shrunk_sds(cells, prior_df)
+    sds = shrunk_sds(cells, prior_df, policy.noise)
     n = [len(c.values) for c in cells]
     chosen = [len(c.seeds) for c in cells]
 
@@ -137,7 +153,7 @@ def _decide_se(policy: Adaptive, cells: list[CellState], spent: int, prior_df: f
     now = [se(i) for i in range(len(cells))]
     worst = max(range(len(cells)), key=lambda i: (now[i], -i))
     measure = (f"largest standard error {_points(now[worst])} at {cells[worst].label()} "
-               f"({n[worst]} ok run(s)); target {target:g} points")
+               f"({n[worst]} ok run(s); seed sd pooled as {policy.noise}); target {target:g} points")
     add: list[int] = []
     for _ in range(policy.batch):
         above = [i for i in range(len(cells)) if se(i) > target and chosen[i] < policy.max_seeds]
@@ -160,17 +176,21 @@ def _decide_se(policy: Adaptive, cells: list[CellState], spent: int, prior_df: f
                         f"{policy.budget_flops:.3g} ({spent:.3g} spent)", measure)
 
 
-def shrunk_sds(cells: list[CellState], prior_df: float = PRIOR_DF) -> list[float]:
-    """Each cell's seed sd, pulled towards the pooled sd of all cells: variance ((n-1) s^2 + prior_df s_pool^2) /
-    (n - 1 + prior_df). A cell's own sd from 3-5 seeds is often far too small by chance, and stopping on it
-    leaves cells short (results/benchmarks/adaptive-seeds/); the pooled sd lends it prior_df degrees of freedom.
-    Cells with under two ok runs get the pooled sd (infinite when no cell has two)."""
+def shrunk_sds(cells: list[CellState], prior_df: float = PRIOR_DF, noise: str = "proportional") -> list[float]:
+    """Each cell's seed sd, pulled towards the pooled sd of all cells, on the scale of the noise model
+    (NOISE_MODELS): with r = sd / scale, r^2 becomes ((n-1) r^2 + prior_df r_pool^2) / (n - 1 + prior_df), and
+    the sd is r times the cell's scale again. A cell's own sd from 3-5 seeds is often far too small by chance, and
+    stopping on it leaves cells short (results/benchmarks/adaptive-seeds/); the pool lends it prior_df degrees of
+    freedom. Cells with under two ok runs get the pooled r (infinite when no cell has two; NaN without any ok
+    run under "proportional", whose scale needs a mean)."""
+    scale = [NOISE_MODELS[noise](c) for c in cells]
     dfs = [len(c.values) - 1 for c in cells]
-    num = sum(df * c.sd ** 2 for df, c in zip(dfs, cells) if df >= 1)
+    rel = [(c.sd / k if k > 0 else 0.0) if df >= 1 else math.nan for c, k, df in zip(cells, scale, dfs)]
+    num = sum(df * r ** 2 for df, r in zip(dfs, rel) if df >= 1)
     den = sum(df for df in dfs if df >= 1)
     pooled = num / den if den else math.inf
-    return [math.sqrt((df * c.sd ** 2 + prior_df * pooled) / (df + prior_df)) if df >= 1 and den else
-            math.sqrt(pooled) for df, c in zip(dfs, cells)]
+    return [k * math.sqrt((df * r ** 2 + prior_df * pooled) / (df + prior_df)) if df >= 1 and den else
+            k * math.sqrt(pooled) for df, r, k in zip(dfs, rel, scale)]
 
 
 def _decide_law(policy: Adaptive, cells: list[CellState], spent: int, predictor: Predictor) -> Decision:

@@ -28,6 +28,7 @@ from typing import Any
 import speedrun
 from speedrun import EXECUTION_FIELDS, ConfigError, TrainConfig, run_id
 
+from .adaptive import NOISE_MODELS
 from .spec import Adaptive, Policy, Study
 
 try:
@@ -163,6 +164,8 @@ _ADAPTIVE_KEYS = {
     "budget_flops": "a number > 0: the most training FLOPs all the study's runs may take",
     "predictor": "a list of strings: the command that fits the law (default [\"python\", \"-m\", \"analysis\", "
                  "\"predict\"])",
+    "noise": f"one of {', '.join(map(repr, NOISE_MODELS))}: how target_se pools the cells' seed sd (default "
+             f"\"proportional\": the sd relative to the cell's error, as analysis models it)",
 }
 
 
@@ -201,6 +204,10 @@ def _check_adaptive(table: dict, axes: list[str], problem) -> Adaptive | None:
             complain("at", f"is {at!r}; expected numbers for grid axes among {', '.join(axes) or '(none)'}")
     if values["interval"] not in ("ci95", "pi95"):
         complain("interval", f"is {values['interval']!r}; expected {_ADAPTIVE_KEYS['interval']}")
+    if values["noise"] not in NOISE_MODELS:
+        complain("noise", f"is {values['noise']!r}; expected {_ADAPTIVE_KEYS['noise']}")
+    elif "noise" in table and values["target_se"] is None:
+        complain("noise", "only applies to target_se (the law's predictor models its own noise); remove it")
     predictor = values["predictor"]
     if not isinstance(predictor, (list, tuple)) or not predictor or not all(isinstance(a, str) and a
                                                                             for a in predictor):
@@ -210,7 +217,7 @@ def _check_adaptive(table: dict, axes: list[str], problem) -> Adaptive | None:
     return Adaptive(min_seeds=values["min_seeds"], max_seeds=values["max_seeds"], batch=values["batch"],
                     target_se=_float(values["target_se"]), target_halfwidth=_float(values["target_halfwidth"]),
                     at=dict(at) if at else None, interval=values["interval"],
-                    budget_flops=_float(values["budget_flops"]), predictor=tuple(predictor))
+                    budget_flops=_float(values["budget_flops"]), predictor=tuple(predictor), noise=values["noise"])
 
 
 def _float(value) -> float | None:

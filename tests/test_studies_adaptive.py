@@ -67,23 +67,51 @@ def test_a_cell_whose_few_seeds_agree_by_chance_borrows_the_pooled_spread():
     pooled = (2 * lucky.sd ** 2 + 7 * noisy.sd ** 2) / 9  # variance, weighted by degrees of freedom
     expected = [math.sqrt((2 * lucky.sd ** 2 + PRIOR_DF * pooled) / (2 + PRIOR_DF)),
                 math.sqrt((7 * noisy.sd ** 2 + PRIOR_DF * pooled) / (7 + PRIOR_DF))]
-    assert shrunk_sds([lucky, noisy]) == pytest.approx(expected)
+    assert shrunk_sds([lucky, noisy], noise="constant") == pytest.approx(expected)
     policy = Adaptive(min_seeds=3, max_seeds=10, target_se=0.2)
     assert lucky.se < 0.2 and decide(policy, [lucky, noisy], 0, None, prior_df=0).add == (1,)
     assert decide(policy, [lucky, noisy], 0, None).add == (0,), \
         "with the pooled spread the lucky cell's 3 seeds are not enough: it is the worst"
 
 
+def test_proportional_noise_pools_each_cells_sd_relative_to_its_error():
+    """Seed noise grows with the error (analysis's model; its report tests it): an accurate cell borrows the pooled
+    *relative* spread, not the inaccurate cells' spread in points, so it is not given seeds it does not need."""
+    from studies.adaptive import PRIOR_DF, shrunk_sds
+
+    accurate = cell([94.0, 94.1, 93.9], width=64)  # error 6 points, sd 0.1: 1.7% of the error
+    rough = cell([74.0, 75.0, 76.0, 73.0, 77.0], width=8)  # error 25 points, sd 1.58: 6.3% of the error
+    rel = [accurate.sd / 6.0, rough.sd / 25.0]
+    pooled = (2 * rel[0] ** 2 + 4 * rel[1] ** 2) / 6
+    expected = [6.0 * math.sqrt((2 * rel[0] ** 2 + PRIOR_DF * pooled) / (2 + PRIOR_DF)),
+                25.0 * math.sqrt((4 * rel[1] ** 2 + PRIOR_DF * pooled) / (4 + PRIOR_DF))]
+    assert shrunk_sds([accurate, rough]) == pytest.approx(expected)
+    constant = shrunk_sds([accurate, rough], noise="constant")
+    assert constant[0] > 3 * expected[0], "pooled in points, the rough cell's spread swamps the accurate one's"
+    cells = [accurate, rough]
+    proportional = decide(Adaptive(min_seeds=3, max_seeds=10, batch=3, target_se=0.2), cells, 0, None)
+    assert proportional.add == (1, 1, 1) and "pooled as proportional" in proportional.measure
+    assert 0 in decide(Adaptive(min_seeds=3, max_seeds=10, batch=3, target_se=0.2, noise="constant"), cells, 0,
+                       None).add
+
+
 def test_adaptive_table_is_checked_with_every_problem(tmp_path):
     path = write_study(tmp_path, "bad", {"width": [4], "seed": [0]})
     path.write_text(path.read_text() + "[adaptive]\nmin_seeds = 1\ntarget_se = 0.1\ntarget_halfwidth = 0.2\n"
-                    "at = { depth = 3 }\nnope = 1\n")
+                    "at = { depth = 3 }\nnope = 1\nnoise = \"loud\"\n")
     with pytest.raises(StudyError) as info:
         load_study(path)
     text = "\n".join(info.value.problems)
     for expected in ("adaptive.nope: unknown key", "adaptive.min_seeds: is 1; expected an integer >= 2",
-                     "adaptive.target_se: give exactly one target", "adaptive.at: is {'depth': 3}"):
+                     "adaptive.target_se: give exactly one target", "adaptive.at: is {'depth': 3}",
+                     "adaptive.noise: is 'loud'; expected one of 'proportional', 'constant'"):
         assert expected in text, text
+    law = write_study(tmp_path, "law", {"width": [4], "seed": [0]})
+    law.write_text(law.read_text() + "[adaptive]\ntarget_halfwidth = 0.2\nat = { width = 8 }\nnoise = \"constant\"\n")
+    with pytest.raises(StudyError, match="adaptive.noise: only applies to target_se"):
+        load_study(law)
+    law.write_text(law.read_text().replace("target_halfwidth = 0.2\nat = { width = 8 }", "target_se = 0.1"))
+    assert load_study(law).adaptive.noise == "constant"
 
 
 def adaptive_study(folder: Path, name: str, extra_runs: int = 3) -> Path:
