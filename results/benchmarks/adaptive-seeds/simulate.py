@@ -5,15 +5,22 @@ Synthetic records are drawn from a known law with seed noise; the decisions are 
 (`studies.adaptive.decide`, the code `--adaptive` runs). Nothing here trains a network.
 
     PYTHONPATH=. python results/benchmarks/adaptive-seeds/simulate.py            # writes se-target.json, .png
+    PYTHONPATH=. python results/benchmarks/adaptive-seeds/simulate.py --grid cpu-scaling   # se-target-cpu-scaling.*
     PYTHONPATH=. python results/benchmarks/adaptive-seeds/simulate.py --target law \\
         --predictor "python -m analysis predict" --replicates 3                 # the law-interval target
 
-The grid is `scaling`'s (width 64-128 x epochs 10-80). The law passes through the two published cell means
-(width 64 x 10 epochs: 93.97%, an independent A100 measurement; width 128 x 80: 95.744%, the seed's release
+Grid "scaling" is that study's (width 64-128 x epochs 10-80). Its law passes through the two published cell
+means (width 64 x 10 epochs: 93.97%, an independent A100 measurement; width 128 x 80: 95.744%, the seed's release
 notes); its exponents (1.0 in width, 0.8 in epochs) are assumptions. Seed noise: scenario "flat" uses 0.14
 points in every cell (the sample sd of the seven published width-128 x 80 runs; 0.12 was measured at width
 64 x 10); scenario "epochs" lets it fall with training length, 0.25 points at 10 epochs to 0.08 at 80 (an
-assumption, to show what uneven noise does).
+assumption, to show what uneven noise does); scenario "proportional" makes it 2.48% of the cell's error, the
+relative sd measured on cpu-scaling. Grid "cpu-scaling" is that study's 12 cells (widths 8-32 x epochs 3-20),
+their measured means taken as the truth, with its seed noise as measured: 2.48% of the error ("proportional",
+0.15-0.66 points), or its pooled 0.46 points everywhere ("flat").
+
+Every scenario runs the policy twice: with its default noise model (each cell's sd pooled relative to its error)
+and with noise = "constant" (pooled in points), on the same draws.
 
 The even grid is given the benefit of hindsight: the smallest seeds-per-cell n for which every cell's estimated
 standard error (the same estimate the policy uses, on the same draws) is at the target. "Met" counts cells whose
@@ -38,17 +45,41 @@ from studies.adaptive import PRIOR_DF, CellState, decide, shrunk_sds
 from studies.spec import Adaptive
 
 HERE = Path(__file__).resolve().parent
-WIDTHS, EPOCHS = (64, 80, 96, 112, 128), (10, 20, 40, 80)
+REL_SD = 0.0248  # one run's sd as a share of its error: cpu-scaling's pooled relative sd (its report, 24 dof)
 
 
-def true_acc(width: int, epochs: int) -> float:
+def scaling_acc(width: int, epochs: int) -> float:
     """Accuracy in points: error = 3.236 + 1.594 (w/64)^-1 + 1.2 (E/10)^-0.8, through 93.97 and 95.744."""
     return 100 - (3.236 + 1.594 * (width / 64) ** -1.0 + 1.2 * (epochs / 10) ** -0.8)
 
 
-SCENARIOS = {
-    "flat": lambda width, epochs: 0.14,
-    "epochs": lambda width, epochs: 0.25 * (epochs / 10) ** (-math.log(0.25 / 0.08) / math.log(8)),
+# cpu-scaling's measured cell means (results/cpu-scaling/report.md, 3 runs each), taken as the truth.
+CPU_MEANS = {(8, 3): 73.43, (8, 5): 82.15, (8, 10): 85.87, (8, 20): 87.63, (16, 3): 81.36, (16, 5): 87.26,
+             (16, 10): 90.45, (16, 20): 92.03, (32, 3): 85.21, (32, 5): 90.45, (32, 10): 92.84, (32, 20): 93.75}
+
+
+def _proportional(acc):
+    return lambda width, epochs: REL_SD * (100 - acc(width, epochs))
+
+
+# Each grid: its cells, their true accuracy, its noise scenarios (true sd in points by cell) and its SE targets.
+# Scenario order is part of the random seed: add new ones at the end so the earlier draws stay the same.
+GRIDS = {
+    "scaling": dict(
+        widths=(64, 80, 96, 112, 128), epochs=(10, 20, 40, 80), acc=scaling_acc, targets="0.1,0.07,0.05",
+        law="error% = 3.236 + 1.594 (width/64)^-1 + 1.2 (epochs/10)^-0.8", figure="epochs",
+        noise={"flat": "0.14", "epochs": "0.25 at 10 epochs falling to 0.08 at 80 (power law)",
+               "proportional": f"{REL_SD:g} x the error (0.15 at 64 x 10, 0.11 at 128 x 80)"},
+        scenarios={"flat": lambda width, epochs: 0.14,
+                   "epochs": lambda width, epochs: 0.25 * (epochs / 10) ** (-math.log(0.25 / 0.08) / math.log(8)),
+                   "proportional": _proportional(scaling_acc)}),
+    "cpu-scaling": dict(
+        widths=(8, 16, 32), epochs=(3, 5, 10, 20), acc=lambda width, epochs: CPU_MEANS[width, epochs],
+        targets="0.3,0.2,0.15", law="cpu-scaling's 12 measured cell means", figure="proportional",
+        noise={"flat": "0.46 (cpu-scaling's pooled sd)",
+               "proportional": f"{REL_SD:g} x the error (0.66 at 8 x 3, 0.15 at 32 x 20)"},
+        scenarios={"flat": lambda width, epochs: 0.46,
+                   "proportional": _proportional(lambda width, epochs: CPU_MEANS[width, epochs])}),
 }
 
 
@@ -65,13 +96,14 @@ class Cell:
                          self.flops)
 
 
-def make_cells(scenario: str, rng: np.random.Generator, max_seeds: int) -> list[Cell]:
+def make_cells(grid: str, scenario: str, rng: np.random.Generator, max_seeds: int) -> list[Cell]:
+    g = GRIDS[grid]
     cells = []
-    for w in WIDTHS:
-        for e in EPOCHS:
-            sd = SCENARIOS[scenario](w, e)
+    for w in g["widths"]:
+        for e in g["epochs"]:
+            sd = g["scenarios"][scenario](w, e)
             flops = speedrun.train_flops(speedrun.TrainConfig(width=w, epochs=e))
-            cells.append(Cell(w, e, sd, flops, true_acc(w, e) + sd * rng.standard_normal(max_seeds)))
+            cells.append(Cell(w, e, sd, flops, g["acc"](w, e) + sd * rng.standard_normal(max_seeds)))
     return cells
 
 
@@ -88,36 +120,49 @@ def adaptive_counts(cells: list[Cell], policy: Adaptive, prior_df: float | None 
             n[i] += 1
 
 
-def simulate_se(replicates: int, targets: list[float], min_seeds: int, max_seeds: int, seed: int) -> dict:
+def simulate_se(grid: str, replicates: int, targets: list[float], min_seeds: int, max_seeds: int,
+                seed: int) -> dict:
     out = {}
-    for scenario in SCENARIOS:
+    scenarios = GRIDS[grid]["scenarios"]
+    for scenario in scenarios:
         for target in targets:
-            rng = np.random.default_rng([seed, int(target * 1000), list(SCENARIOS).index(scenario)])
-            replicate_cells = [make_cells(scenario, rng, max_seeds) for _ in range(replicates)]
+            key = [seed, int(target * 1000), list(scenarios).index(scenario)]
+            rng = np.random.default_rng(key if grid == "scaling" else key + [list(GRIDS).index(grid)])
+            replicate_cells = [make_cells(grid, scenario, rng, max_seeds) for _ in range(replicates)]
+            labels = [f"w{c.width}-e{c.epochs}" for c in replicate_cells[0]]
             # The even grid knows the true noise: the fewest seeds per cell that meet the target in every cell.
             sds = [c.sd for c in replicate_cells[0]]
             even = max(min_seeds, math.ceil((max(sds) / target) ** 2 - 1e-9))
             even_flops = sum(c.flops * even for c in replicate_cells[0])
 
-            def sweep(one, margin, prior_df=PRIOR_DF):
-                policy = Adaptive(min_seeds=min_seeds, max_seeds=max_seeds, target_se=target / margin)
+            def sweep(one, margin, prior_df=PRIOR_DF, noise="proportional"):
+                policy = Adaptive(min_seeds=min_seeds, max_seeds=max_seeds, target_se=target / margin, noise=noise)
                 return summarise([one(cells, policy, prior_df, target) for cells in replicate_cells],
-                                 even * len(sds), even_flops)
+                                 even * len(sds), even_flops, labels)
 
             adaptive_margin, adaptive_matched = matched(lambda m: sweep(run_once, m))
             even_margin, even_matched = matched(lambda m: sweep(even_once, m))
+            constant_margin, constant_matched = matched(lambda m: sweep(run_once, m, noise="constant"))
             result = {"scenario": scenario, "target_se_points": target, "n_replicates": replicates,
                       "even_seeds_per_cell": even, "runs_even": even * len(sds), "flops_even": even_flops,
                       "as_set": sweep(run_once, 1.0), "matched_margin": adaptive_margin, "matched": adaptive_matched,
                       "even_sequential_as_set": sweep(even_once, 1.0), "even_sequential_matched_margin": even_margin,
                       "even_sequential_matched": even_matched,
+                      "noise_constant": {"as_set": sweep(run_once, 1.0, noise="constant"),
+                                         "matched_margin": constant_margin, "matched": constant_matched},
                       "prior_df_sensitivity": {f"{df:g}": sweep(run_once, 1.0, df) for df in (0.0, 1000.0)}}
             if adaptive_matched and even_matched:  # paired: the same draws for both
-                result["matched_adaptive_vs_even_sequential"] = {
-                    key: stat([1 - a / e for a, e in zip(adaptive_matched[f"_{what}"], even_matched[f"_{what}"])])
-                    for key, what in (("runs_saved_fraction", "runs"), ("flops_saved_fraction", "flops"))}
+                result["matched_adaptive_vs_even_sequential"] = _saved(adaptive_matched, even_matched)
+            if adaptive_matched and constant_matched:
+                result["matched_proportional_vs_constant"] = _saved(adaptive_matched, constant_matched)
             out[f"{scenario}/se{target:g}"] = _public(result)
     return out
+
+
+def _saved(ours: dict, theirs: dict) -> dict:
+    """Paired over replicates (the same draws): the share of runs and FLOPs `ours` saves against `theirs`."""
+    return {key: stat([1 - a / e for a, e in zip(ours[f"_{what}"], theirs[f"_{what}"])])
+            for key, what in (("runs_saved_fraction", "runs"), ("flops_saved_fraction", "flops"))}
 
 
 def stat(values) -> dict:
@@ -161,7 +206,7 @@ def even_once(cells: list[Cell], policy: Adaptive, prior_df: float, target: floa
     estimated standard error (the policy's own estimate) meets the target."""
     for n in range(policy.min_seeds, policy.max_seeds + 1):
         states = [c.state(n) for c in cells]
-        if all(sd / math.sqrt(n) <= policy.target_se for sd in shrunk_sds(states, prior_df)):
+        if all(sd / math.sqrt(n) <= policy.target_se for sd in shrunk_sds(states, prior_df, policy.noise)):
             break
     return outcome(cells, [n] * len(cells), target, True)
 
@@ -183,7 +228,7 @@ def outcome(cells: list[Cell], counts: list[int], target: float, on_target: bool
                 worst=max(true_se) / target, on_target=on_target, counts=counts)
 
 
-def summarise(rows: list[dict], even_runs: int, even_flops: int) -> dict:
+def summarise(rows: list[dict], even_runs: int, even_flops: int, labels: list[str]) -> dict:
     return {"_runs": [r["runs"] for r in rows], "_flops": [r["flops"] for r in rows], "runs": stat([r["runs"] for r in rows]), "flops": stat([r["flops"] for r in rows]),
             "runs_saved_fraction": stat([1 - r["runs"] / even_runs for r in rows]),
             "flops_saved_fraction": stat([1 - r["flops"] / even_flops for r in rows]),
@@ -191,18 +236,17 @@ def summarise(rows: list[dict], even_runs: int, even_flops: int) -> dict:
             "cells_within_10pct_of_target": stat([r["met10"] for r in rows]),
             "worst_cell_true_se_over_target": stat([r["worst"] for r in rows]),
             "stopped_on_target_fraction": statistics.fmean(r["on_target"] for r in rows),
-            "mean_seeds_per_cell": dict(zip([f"w{w}-e{e}" for w in WIDTHS for e in EPOCHS],
-                                            np.mean([r["counts"] for r in rows], axis=0).round(2).tolist()))}
+            "mean_seeds_per_cell": dict(zip(labels, np.mean([r["counts"] for r in rows], axis=0).round(2).tolist()))}
 
 
-def plot(results: dict, path: Path) -> None:
+def plot(grid: str, results: dict, path: Path) -> None:
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(12, 4.4))
     ax_runs, ax_cells = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.6, 1]})
     draw_runs(ax_runs, results)
-    worst = [k for k in results if k.startswith("epochs/") and results[k]["matched"]]
-    draw_seeds(ax_cells, results[min(worst, key=lambda k: results[k]["target_se_points"])])
+    worst = [k for k in results if k.startswith(GRIDS[grid]["figure"] + "/") and results[k]["matched"]]
+    draw_seeds(ax_cells, grid, results[min(worst, key=lambda k: results[k]["target_se_points"])])
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
@@ -212,11 +256,14 @@ def draw_runs(ax, results: dict):
     bars = (("even grid, true noise known", lambda r: (r["runs_even"],) * 3),
             ("even grid, seeds added to all cells until the target is met (matched)",
              lambda r: _triple(r["even_sequential_matched"]["runs"]) if r["even_sequential_matched"] else (0,) * 3),
-            ("adaptive (matched)", lambda r: _triple(r["matched"]["runs"]) if r["matched"] else (0,) * 3))
+            ("adaptive, sd pooled relative to the error (matched; the default)",
+             lambda r: _triple(r["matched"]["runs"]) if r["matched"] else (0,) * 3),
+            ("adaptive, sd pooled in points (matched; noise = \"constant\")",
+             lambda r: _triple(r["noise_constant"]["matched"]["runs"]) if r["noise_constant"]["matched"] else (0,) * 3))
     for j, (name, get) in enumerate(bars):
         values = [get(results[k]) for k in labels]
         mean = [v[0] for v in values]
-        ax.bar(x + (j - 1) * 0.27, mean, 0.27, label=name,
+        ax.bar(x + (j - 1.5) * 0.2, mean, 0.2, label=name,
                yerr=[[m - v[1] for m, v in zip(mean, values)], [v[2] - m for m, v in zip(mean, values)]], capsize=2)
     ax.set_xticks(x, [k.replace("/se", "\nSE ≤ ") for k in labels], fontsize=8)
     ax.set_ylabel("runs (mean, 95% range over replicates)")
@@ -229,12 +276,13 @@ def _triple(stat: dict) -> tuple[float, float, float]:
     return stat["mean"], stat["p2.5"], stat["p97.5"]
 
 
-def draw_seeds(ax, result: dict):
+def draw_seeds(ax, grid_name: str, result: dict):
+    widths, epochs = GRIDS[grid_name]["widths"], GRIDS[grid_name]["epochs"]
     counts = result["matched"]["mean_seeds_per_cell"]
-    grid = np.array(list(counts.values())).reshape(len(WIDTHS), len(EPOCHS))
+    grid = np.array(list(counts.values())).reshape(len(widths), len(epochs))
     image = ax.imshow(grid, cmap="viridis", aspect="auto")
-    ax.set_xticks(range(len(EPOCHS)), EPOCHS)
-    ax.set_yticks(range(len(WIDTHS)), WIDTHS)
+    ax.set_xticks(range(len(epochs)), epochs)
+    ax.set_yticks(range(len(widths)), widths)
     ax.set_xlabel("epochs")
     ax.set_ylabel("width")
     for (i, j), v in np.ndenumerate(grid):
@@ -255,7 +303,7 @@ def simulate_law(replicates: int, command: str, target: float, seed: int, max_se
     rows = []
     with tempfile.TemporaryDirectory() as cache:
         for _ in range(replicates):
-            cells = make_cells("flat", rng, policy.max_seeds)
+            cells = make_cells("scaling", "flat", rng, policy.max_seeds)
             predictor = Predictor(tuple(shlex.split(command)), at, "simulated", Path(cache))
 
             def with_records(states):
@@ -292,6 +340,12 @@ def _words(r: dict) -> str:
             f"{r['worst_cell_true_se_over_target']['mean']:.2f}x the target")
 
 
+def _paired(saved: dict) -> str:
+    """'12% fewer (95% CI 5 to 18% saved)' from a paired saved-fraction stat."""
+    lo, hi = saved["ci95_mean"]
+    return f"{_fewer(saved['mean'])} (95% CI {100 * lo:.0f} to {100 * hi:.0f}% saved)"
+
+
 def _fewer(saved: float) -> str:
     return f"{100 * saved:.0f}% fewer" if saved >= 0 else f"{-100 * saved:.0f}% more"
 
@@ -300,7 +354,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--target", choices=("se", "law"), default="se")
     parser.add_argument("--replicates", type=int, default=200)
-    parser.add_argument("--targets", default="0.1,0.07,0.05", help="per-cell SE targets, points")
+    parser.add_argument("--grid", choices=tuple(GRIDS), default="scaling", help="the cells simulated")
+    parser.add_argument("--targets", help="per-cell SE targets, points (default: the grid's)")
     parser.add_argument("--min-seeds", type=int, default=3)
     parser.add_argument("--max-seeds", type=int, default=40)
     parser.add_argument("--seed", type=int, default=20261201)
@@ -314,35 +369,45 @@ def main(argv: list[str] | None = None) -> int:
         (out / "law-target.json").write_text(json.dumps(result, indent=1) + "\n")
         print(json.dumps({k: v for k, v in result.items() if k != "replicates"}))
         return 0
-    targets = [float(t) for t in args.targets.split(",")]
-    results = simulate_se(args.replicates, targets, args.min_seeds, args.max_seeds, args.seed)
+    grid = GRIDS[args.grid]
+    targets = [float(t) for t in (args.targets or grid["targets"]).split(",")]
+    results = simulate_se(args.grid, args.replicates, targets, args.min_seeds, args.max_seeds, args.seed)
     meta = {"command": "PYTHONPATH=. python results/benchmarks/adaptive-seeds/simulate.py "
                        + " ".join(argv if argv is not None else sys.argv[1:]),
-            "law": "error% = 3.236 + 1.594 (width/64)^-1 + 1.2 (epochs/10)^-0.8",
-            "noise_sd_points": {"flat": 0.14, "epochs": "0.25 at 10 epochs falling to 0.08 at 80 (power law)"},
-            "policy": {"min_seeds": args.min_seeds, "max_seeds": args.max_seeds, "batch": 1, "prior_df": PRIOR_DF},
+            "grid": {"name": args.grid, "widths": grid["widths"], "epochs": grid["epochs"]},
+            "truth": grid["law"], "noise_sd_points": grid["noise"],
+            "policy": {"min_seeds": args.min_seeds, "max_seeds": args.max_seeds, "batch": 1, "prior_df": PRIOR_DF,
+                       "noise": "proportional (the default); noise_constant: the same with noise = \"constant\""},
             "even_grid": "the fewest seeds per cell that meet the target in every cell, knowing the true noise",
             "matched": f"run at target / margin, the smallest margin (bisection on 1-2.5) with on average >= "
                        f"{MATCH:.0%} of cells at the target's true standard error; even_sequential: a seed for every "
                        f"cell at a time until every cell's estimated standard error meets target / margin"}
-    (out / "se-target.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1) + "\n")
-    plot(results, out / "se-target.png")
+    stem = "se-target" if args.grid == "scaling" else f"se-target-{args.grid}"
+    (out / f"{stem}.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1) + "\n")
+    plot(args.grid, results, out / f"{stem}.png")
     for key, r in results.items():
         print(f"{key} (n={r['n_replicates']} replicates): even grid knowing the noise {r['even_seeds_per_cell']}/cell "
               f"= {r['runs_even']} runs")
         for name, what, margin in (("adaptive as set", "as_set", 1), ("adaptive matched", "matched", r["matched_margin"]),
                                    ("even seq. as set", "even_sequential_as_set", 1),
                                    ("even seq. matched", "even_sequential_matched",
-                                    r["even_sequential_matched_margin"])):
-            if r[what]:
-                print(f"   {name:<18} (target/{margin:g}): {_words(r[what])}")
+                                    r["even_sequential_matched_margin"]),
+                                   ("constant as set", ("noise_constant", "as_set"), 1),
+                                   ("constant matched", ("noise_constant", "matched"),
+                                    r["noise_constant"]["matched_margin"])):
+            value = r[what[0]][what[1]] if isinstance(what, tuple) else r[what]
+            if value:
+                print(f"   {name:<18} (target/{margin:g}): {_words(value)}")
         if "matched_adaptive_vs_even_sequential" in r:
             v = r["matched_adaptive_vs_even_sequential"]
             runs, flops = v["runs_saved_fraction"], v["flops_saved_fraction"]
-            print(f"   at matched precision adaptive takes {100 * runs['mean']:.0f}% fewer runs (95% CI "
-                  f"{100 * runs['ci95_mean'][0]:.0f} to {100 * runs['ci95_mean'][1]:.0f}) and {100 * flops['mean']:.0f}% "
-                  f"fewer FLOPs ({100 * flops['ci95_mean'][0]:.0f} to {100 * flops['ci95_mean'][1]:.0f}) than the "
+            print(f"   at matched precision adaptive takes {_paired(runs)} runs and {_paired(flops)} FLOPs than the "
                   f"sequential even grid")
+        if "matched_proportional_vs_constant" in r:
+            v = r["matched_proportional_vs_constant"]
+            runs, flops = v["runs_saved_fraction"], v["flops_saved_fraction"]
+            print(f"   at matched precision pooling relative to the error takes {_paired(runs)} runs and "
+                  f"{_paired(flops)} FLOPs than pooling in points")
     return 0
 
 
