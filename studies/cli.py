@@ -1,12 +1,13 @@
 """`python -m studies run|status NAME|FILE ...`: the command line over run_study and study_status.
 
-Exit codes: 0 all good, 1 some run failed, 2 the study file, the options or the results folder are unusable
-(nothing ran), 130 interrupted.
+Exit codes: 0 all good, 1 some run failed (or the study's [after] command did), 2 the study file, the options or
+the results folder are unusable (nothing ran), 130 interrupted.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import signal
 import sys
 
@@ -83,6 +84,7 @@ def _main(argv: list[str] | None) -> int:
             return 2
         return 0
 
+    from .plugins import after_argv, run_after
     from .scheduler import RunOptions, run_study
 
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` gets the same orderly stop as Ctrl-C
@@ -96,6 +98,8 @@ def _main(argv: list[str] | None) -> int:
     except (DeviceError, StoreError, BackendError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if args.dry_run and study.after:
+        print(f"once every run is ok: {shlex.join(after_argv(study, args.results))} (the study's [after])")
     if not args.dry_run:
         print(summary.line())
         for run_id, error in summary.errors.items():
@@ -107,6 +111,12 @@ def _main(argv: list[str] | None) -> int:
             print(f"adaptive: {summary.adaptive}")
         if summary.no_space:
             print(f"error: {summary.no_space}", file=sys.stderr)
+        if study.after and summary.exit_code == 0 and not summary.elsewhere:  # every run has its ok record
+            code = run_after(study, args.results)
+            if code != 0:
+                print(f"error: the study's [after] command exited {code}; the runs are done and their records kept "
+                      f"— run it again by hand: {shlex.join(after_argv(study, args.results))}", file=sys.stderr)
+                return 1
     return summary.exit_code
 
 

@@ -19,7 +19,6 @@ and sum t/p + (1 - 1/p) max t (greedy list scheduling: Graham's bound).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ import speedrun
 
 from .devices import Slot, gpu_names
 from .fsutil import host
+from .plugins import checkout_env
 from .plan import FINAL, Plan
 from .spec import Run
 
@@ -276,7 +276,7 @@ def _bench(target: _Target, config, overhead) -> tuple[tuple[float, float], str]
         out = Path(tmp) / "bench.json"
         try:
             proc = subprocess.run([sys.executable, "-m", "speedrun", "bench", *args, "--out", str(out)],
-                                  capture_output=True, text=True, timeout=900, env=_env())
+                                  capture_output=True, text=True, timeout=900, env=checkout_env())
         except (OSError, subprocess.SubprocessError):
             return None
         if proc.returncode != 0 or not out.exists():
@@ -286,11 +286,6 @@ def _bench(target: _Target, config, overhead) -> tuple[tuple[float, float], str]
     low, high = overhead or _UNMEASURED_OVERHEAD
     return (rate / high, rate / low), (f"speedrun bench on {result['device_name']}, width {config.width}: training "
                                        f"steps at {_si(rate)}FLOP/s, {_overhead_words(overhead)}")
-
-
-def _env() -> dict:
-    here = str(Path(__file__).resolve().parents[1])  # this checkout's speedrun, as the workers would import it
-    return {**os.environ, "PYTHONPATH": here + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
 
 def _exact_key(config: dict) -> tuple:

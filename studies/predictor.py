@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 from .fsutil import atomic_write_text
+from .plugins import checkout_env, command_argv
 
 __all__ = ["Predictor", "PredictorError", "ANSWER_KEYS", "PREDICT_TIMEOUT_S"]
 
@@ -39,7 +38,7 @@ class Predictor:
 
     def __init__(self, command: tuple[str, ...], at: dict, study: str, cache_dir: Path | None = None,
                  write_cache: bool = True):
-        self.command = [sys.executable if i == 0 and part == "python" else part for i, part in enumerate(command)]
+        self.command = command_argv(command)
         self.at, self.study = dict(at), study
         self.cache_dir, self.write_cache = cache_dir, write_cache
         self.calls = 0  # subprocesses actually started (answers from the cache do not count)
@@ -70,7 +69,8 @@ class Predictor:
             cmd = [*self.command, str(folder), *flags, "--format", "json"]
             self.calls += 1
             try:
-                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=PREDICT_TIMEOUT_S, env=_env())
+                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=PREDICT_TIMEOUT_S,
+                                      env=checkout_env())
             except (OSError, subprocess.SubprocessError) as e:
                 raise PredictorError(f"predictor {' '.join(self.command)} could not run: {e}") from None
         last = (proc.stderr.strip().splitlines() or [""])[-1]
@@ -97,7 +97,3 @@ def _checked(answer) -> dict:
             raise PredictorError(f"predictor answer {key} is {pair!r}, expected [lo, hi]")
     return answer
 
-
-def _env() -> dict:
-    here = str(Path(__file__).resolve().parents[1])  # this checkout's analysis, beside this studies package
-    return {**os.environ, "PYTHONPATH": here + os.pathsep + os.environ.get("PYTHONPATH", "")}

@@ -62,6 +62,7 @@ class Study:
     policy: Policy = field(default_factory=Policy)
     source: str = ""  # the file it came from
     adaptive: Adaptive | None = None  # the [adaptive] table, used by `run --adaptive`
+    after: tuple[str, ...] = ()  # the [after] command, run on the results once every run is ok (plugins.py)
 
     @property
     def cell_fields(self) -> tuple[str, ...]:

@@ -13,6 +13,8 @@
     kill_grace_s = 300                  # past timeout_s by this much inside an epoch: end the worker (default 300)
     [adaptive]                          # optional: the policy of `studies run --adaptive` (see adaptive.py)
     target_se = 0.10                    # or target_halfwidth = 0.15 with at = { width = 128, epochs = 80 }
+    [after]                             # optional: once every run is ok, `COMMAND <results>/<name>` (plugins.py)
+    command = ["python", "-m", "analysis", "compare"]
 
 Every problem found is reported (file, key, what is allowed, what to do), not just the first; `StudyError`
 carries them all. Each grid point is built into a TrainConfig, so an invalid value is caught here, not an
@@ -39,7 +41,8 @@ except ModuleNotFoundError:  # Python 3.10: the same parser as the `tomli` packa
 __all__ = ["StudyError", "load_study", "resolve_study", "builtin_studies", "GRIDS_DIR"]
 
 GRIDS_DIR = Path(__file__).parent / "grids"
-_TOP_KEYS = {"name": str, "description": str, "grid": dict, "fixed": dict, "policy": dict, "adaptive": dict}
+_TOP_KEYS = {"name": str, "description": str, "grid": dict, "fixed": dict, "policy": dict, "adaptive": dict,
+             "after": dict}
 _REQUIRED = ("name", "description", "grid")
 _POLICY_KEYS = {"retries": "an integer >= 0", "timeout_s": "a number of seconds > 0",
                 "kill_grace_s": "a number of seconds > 0"}
@@ -135,11 +138,12 @@ def _validate(data: dict, path: Path) -> Study:
     policy = _check_policy(data.get("policy"), problem) if isinstance(data.get("policy", {}), dict) else Policy()
     adaptive = (_check_adaptive(data["adaptive"], [k for k in grid if k != "seed"], problem)
                 if isinstance(data.get("adaptive"), dict) else None)
+    after = _check_after(data["after"], problem) if isinstance(data.get("after"), dict) else ()
     if problems:
         raise StudyError(problems)
 
     study = Study(name=name, description=description.strip(), grid={k: tuple(v) for k, v in grid.items()},
-                  fixed=dict(fixed), policy=policy, source=str(path), adaptive=adaptive)
+                  fixed=dict(fixed), policy=policy, source=str(path), adaptive=adaptive, after=after)
     _check_configs(study, problem)
     if not problems and adaptive is not None and adaptive.budget_flops is not None:
         first = sum(speedrun.train_flops(study.run_at({**cell, "seed": seed}).config)
@@ -167,6 +171,20 @@ _ADAPTIVE_KEYS = {
     "noise": f"one of {', '.join(map(repr, NOISE_MODELS))}: how target_se pools the cells' seed sd (default "
              f"\"proportional\": the sd relative to the cell's error, as analysis models it)",
 }
+
+
+def _check_after(table: dict, problem) -> tuple[str, ...]:
+    """The [after] table: `command`, a non-empty list of strings (called with the study's results folder)."""
+    for key in table:
+        if key != "command":
+            problem(f"after.{key}", "unknown key; [after] takes only `command`")
+    command = table.get("command")
+    if not (isinstance(command, list) and command and all(isinstance(a, str) and a for a in command)):
+        problem("after.command", f"is {'missing' if command is None else repr(command)}; expected a list "
+                                 f"of strings, e.g. [\"python\", \"-m\", \"analysis\", \"compare\"] (called "
+                                 f"with the study's results folder once every run is done)")
+        return ()
+    return tuple(command)
 
 
 def _check_adaptive(table: dict, axes: list[str], problem) -> Adaptive | None:

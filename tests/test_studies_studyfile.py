@@ -96,6 +96,8 @@ BAD = [
     ("missing keys", None, ["name: missing", "description: missing"]),
     ("empty grid", None, ["grid: is empty"]),
     ("nested value", None, ["grid.width[1]: is a table"]),
+    ("bad after", None, ["after.command: is ['python', 3]; expected a list of strings", "after.cmd: unknown key"]),
+    ("after without command", None, ["after.command: is missing; expected a list of strings"]),
 ]
 
 EDITS = {
@@ -114,6 +116,8 @@ EDITS = {
     "missing keys": ('name = "ok"\ndescription = "a valid study"', ""),
     "empty grid": ("width = [2, 4]\nseed = [0, 1]", ""),
     "nested value": ("width = [2, 4]", "width = [2, {a = 1}]"),
+    "bad after": ("batch_size = 64", 'batch_size = 64\n[after]\ncommand = ["python", 3]\ncmd = ["x"]'),
+    "after without command": ("batch_size = 64", "batch_size = 64\n[after]"),
 }
 
 
