@@ -10,10 +10,11 @@ grid's listed seeds, then the next integers after the largest (Study.seeds).
 
 Targets (accuracy points, i.e. percent):
 - target_se: every cell's standard error of ema_val_acc (seed sd / sqrt(n) over its ok runs; the sd is the
-  cell's own pulled towards the pool of all cells', relative to each cell's error by default: see shrunk_sds and
-  NOISE_MODELS). Each seed goes to the cell whose standard error is largest relative to the target (worst first,
-  so a budget that runs out leaves the grid as even in precision as it can); a cell with fewer than two ok runs
-  has no standard error yet and comes first.
+  cell's own pulled towards the pool of all cells', in points or relative to each cell's error, by default
+  whichever the cells' spread favours: see shrunk_sds, NOISE_MODELS and choose_noise). Each seed goes to the
+  cell whose standard error is largest relative to the target (worst first, so a budget that runs out leaves
+  the grid as even in precision as it can); a cell with fewer than two ok runs has no standard error yet and
+  comes first.
 - target_halfwidth: the half-width of the law's 95% interval (ci95 or pi95) at the named cell `at`. The law is
   fitted by analysis, which studies may not import: the fit runs as a subprocess, the `predictor` command
   (default `python -m analysis predict DIR --width W --epochs E --format json`; see studies/README.md). Each
@@ -35,7 +36,8 @@ from .predictor import Predictor, PredictorError
 from .spec import Adaptive, Run, Study
 from .store import StudyPaths
 
-__all__ = ["CellState", "Replay", "replay", "decide", "Decision", "shrunk_sds", "PRIOR_DF", "NOISE_MODELS"]
+__all__ = ["CellState", "Replay", "replay", "decide", "Decision", "shrunk_sds", "PRIOR_DF", "NOISE_MODELS",
+           "NOISE_CHOICES", "choose_noise", "noise_loglik"]
 
 # Degrees of freedom the pooled seed sd lends each cell's own (see shrunk_sds). In simulation (scaling's grid,
 # results/benchmarks/adaptive-seeds/, 100 replicates) a cell's own sd alone (0) left the worst cell at up to 2.4x
@@ -49,14 +51,38 @@ def _error_points(cell: "CellState") -> float:
 
 
 # How one cell's seed sd borrows from the others' (the [adaptive] table's `noise`): the scale each cell's sd is
-# divided by before pooling and multiplied by after. "proportional" (the default) pools the sd relative to the
-# cell's error, 100 - mean accuracy in points, as analysis models seed noise (its report tests the assumption:
-# on cpu-scaling, cells from 73% to 94% accuracy, the sd grows with the error at a slope of 1.5 +- 0.45 on log
-# scales); "constant" pools the sd itself, for grids whose cells spread alike whatever their accuracy.
+# divided by before pooling and multiplied by after. "proportional" pools the sd relative to the cell's error,
+# 100 - mean accuracy in points, as analysis models seed noise (on cpu-scaling, cells from 73% to 94% accuracy,
+# the sd grows with the error at a slope of 1.5 +- 0.45 on log scales); "constant" pools the sd itself, for grids
+# whose cells spread alike whatever their accuracy. `noise = "auto"` (the default) takes, each round, the one
+# under which the cells' spread is likelier (choose_noise).
 NOISE_MODELS = {
     "proportional": _error_points,
     "constant": lambda cell: 1.0,
 }
+NOISE_CHOICES = ("auto", *NOISE_MODELS)
+
+
+def noise_loglik(cells: list["CellState"], noise: str) -> float:
+    """Log-likelihood of the cells' spread about their own means (sums of squares, df = n - 1 each) when one run's
+    sd is r times the cell's scale, with r pooled (its maximum-likelihood value); -inf without any spread."""
+    rows = [(len(c.values) - 1, c.sd ** 2 * (len(c.values) - 1), NOISE_MODELS[noise](c))
+            for c in cells if len(c.values) >= 2]
+    dof = sum(df for df, _, _ in rows)
+    r2 = sum(ss / k ** 2 for _, ss, k in rows if k > 0) / dof if dof else 0.0
+    if r2 <= 0 or any(k <= 0 for _, _, k in rows):
+        return -math.inf
+    return -0.5 * sum(df * math.log(r2 * k ** 2) + ss / (r2 * k ** 2) for df, ss, k in rows)
+
+
+def choose_noise(cells: list["CellState"], noise: str) -> tuple[str, float]:
+    """The model to pool with, and the log-likelihood margin of "proportional" over "constant" (NaN unless
+    `noise` is "auto"). Both models have one parameter, so the likelier wins; a tie (one cell) is "constant",
+    where the two agree anyway."""
+    if noise != "auto":
+        return noise, math.nan
+    margin = noise_loglik(cells, "proportional") - noise_loglik(cells, "constant")
+    return ("proportional" if margin > 0 else "constant"), margin
 
 
 @dataclass(frozen=True)
@@ -143,7 +169,8 @@ def decide(policy: Adaptive, cells: list[CellState], spent: int, predictor: Pred
 
 def _decide_se(policy: Adaptive, cells: list[CellState], spent: int, prior_df: float = PRIOR_DF) -> Decision:
     target = policy.target_se
-    sds = shrunk_sds(cells, prior_df, policy.noise)
+    noise, margin = choose_noise(cells, policy.noise)
+    sds = shrunk_sds(cells, prior_df, noise)
     n = [len(c.values) for c in cells]
     chosen = [len(c.seeds) for c in cells]
 
@@ -153,7 +180,7 @@ def _decide_se(policy: Adaptive, cells: list[CellState], spent: int, prior_df: f
     now = [se(i) for i in range(len(cells))]
     worst = max(range(len(cells)), key=lambda i: (now[i], -i))
     measure = (f"largest standard error {_points(now[worst])} at {cells[worst].label()} "
-               f"({n[worst]} ok run(s); seed sd pooled as {policy.noise}); target {target:g} points")
+               f"({n[worst]} ok run(s); seed sd pooled as {noise}{_auto_words(margin)}); target {target:g} points")
     add: list[int] = []
     for _ in range(policy.batch):
         above = [i for i in range(len(cells)) if se(i) > target and chosen[i] < policy.max_seeds]
@@ -176,6 +203,13 @@ def _decide_se(policy: Adaptive, cells: list[CellState], spent: int, prior_df: f
                         f"{policy.budget_flops:.3g} ({spent:.3g} spent)", measure)
 
 
+def _auto_words(margin: float) -> str:
+    if math.isnan(margin):
+        return ""
+    shown = f"{margin:+.1f}" if math.isfinite(margin) else "undefined"
+    return f", chosen by noise = auto: log-likelihood {shown} for proportional against constant"
+
+
 def shrunk_sds(cells: list[CellState], prior_df: float = PRIOR_DF, noise: str = "proportional") -> list[float]:
     """Each cell's seed sd, pulled towards the pooled sd of all cells, on the scale of the noise model
     (NOISE_MODELS): with r = sd / scale, r^2 becomes ((n-1) r^2 + prior_df r_pool^2) / (n - 1 + prior_df), and
@@ -183,7 +217,7 @@ def shrunk_sds(cells: list[CellState], prior_df: float = PRIOR_DF, noise: str = 
     stopping on it leaves cells short (results/benchmarks/adaptive-seeds/); the pool lends it prior_df degrees of
     freedom. Cells with under two ok runs get the pooled r (infinite when no cell has two; NaN without any ok
     run under "proportional", whose scale needs a mean)."""
-    scale = [NOISE_MODELS[noise](c) for c in cells]
+    scale = [NOISE_MODELS[choose_noise(cells, noise)[0]](c) for c in cells]
     dfs = [len(c.values) - 1 for c in cells]
     rel = [(c.sd / k if k > 0 else 0.0) if df >= 1 else math.nan for c, k, df in zip(cells, scale, dfs)]
     num = sum(df * r ** 2 for df, r in zip(dfs, rel) if df >= 1)

@@ -36,7 +36,7 @@ class Adaptive:
     interval: str = "ci95"  # which interval of the predictor: ci95 (the law's mean) or pi95 (one new run)
     budget_flops: float | None = None  # stop before the study's training FLOPs (all its runs) would pass this
     predictor: tuple[str, ...] = ("python", "-m", "analysis", "predict")  # the law's plug-in command
-    noise: str = "proportional"  # target_se: how cells pool their seed sd (adaptive.NOISE_MODELS)
+    noise: str = "auto"  # target_se: how cells pool their seed sd (adaptive.NOISE_CHOICES)
 
 
 @dataclass(frozen=True)

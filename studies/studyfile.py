@@ -30,7 +30,7 @@ from typing import Any
 import speedrun
 from speedrun import EXECUTION_FIELDS, ConfigError, TrainConfig, run_id
 
-from .adaptive import NOISE_MODELS
+from .adaptive import NOISE_CHOICES
 from .spec import Adaptive, Policy, Study
 
 try:
@@ -168,8 +168,8 @@ _ADAPTIVE_KEYS = {
     "budget_flops": "a number > 0: the most training FLOPs all the study's runs may take",
     "predictor": "a list of strings: the command that fits the law (default [\"python\", \"-m\", \"analysis\", "
                  "\"predict\"])",
-    "noise": f"one of {', '.join(map(repr, NOISE_MODELS))}: how target_se pools the cells' seed sd (default "
-             f"\"proportional\": the sd relative to the cell's error, as analysis models it)",
+    "noise": f"one of {', '.join(map(repr, NOISE_CHOICES))}: how target_se pools the cells' seed sd, relative "
+             f"to each cell's error or in points (default \"auto\": whichever the cells' spread favours)",
 }
 
 
@@ -222,7 +222,7 @@ def _check_adaptive(table: dict, axes: list[str], problem) -> Adaptive | None:
             complain("at", f"is {at!r}; expected numbers for grid axes among {', '.join(axes) or '(none)'}")
     if values["interval"] not in ("ci95", "pi95"):
         complain("interval", f"is {values['interval']!r}; expected {_ADAPTIVE_KEYS['interval']}")
-    if values["noise"] not in NOISE_MODELS:
+    if values["noise"] not in NOISE_CHOICES:
         complain("noise", f"is {values['noise']!r}; expected {_ADAPTIVE_KEYS['noise']}")
     elif "noise" in table and values["target_se"] is None:
         complain("noise", "only applies to target_se (the law's predictor models its own noise); remove it")
