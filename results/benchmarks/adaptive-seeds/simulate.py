@@ -19,8 +19,9 @@ relative sd measured on cpu-scaling. Grid "cpu-scaling" is that study's 12 cells
 their measured means taken as the truth, with its seed noise as measured: 2.48% of the error ("proportional",
 0.15-0.66 points), or its pooled 0.46 points everywhere ("flat").
 
-Every scenario runs the policy twice: with its default noise model (each cell's sd pooled relative to its error)
-and with noise = "constant" (pooled in points), on the same draws.
+Every scenario runs the policy three times on the same draws: with noise = "auto" (the default: each round pools
+the cells' sd relative to their errors or in points, whichever their spread favours), and with each model fixed
+("proportional", "constant").
 
 The even grid is given the benefit of hindsight: the smallest seeds-per-cell n for which every cell's estimated
 standard error (the same estimate the policy uses, on the same draws) is at the target. "Met" counts cells whose
@@ -41,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 import speedrun
-from studies.adaptive import PRIOR_DF, CellState, decide, shrunk_sds
+from studies.adaptive import NOISE_MODELS, PRIOR_DF, CellState, decide, shrunk_sds
 from studies.spec import Adaptive
 
 HERE = Path(__file__).resolve().parent
@@ -135,26 +136,28 @@ def simulate_se(grid: str, replicates: int, targets: list[float], min_seeds: int
             even = max(min_seeds, math.ceil((max(sds) / target) ** 2 - 1e-9))
             even_flops = sum(c.flops * even for c in replicate_cells[0])
 
-            def sweep(one, margin, prior_df=PRIOR_DF, noise="proportional"):
+            def sweep(one, margin, prior_df=PRIOR_DF, noise="auto"):
                 policy = Adaptive(min_seeds=min_seeds, max_seeds=max_seeds, target_se=target / margin, noise=noise)
                 return summarise([one(cells, policy, prior_df, target) for cells in replicate_cells],
                                  even * len(sds), even_flops, labels)
 
             adaptive_margin, adaptive_matched = matched(lambda m: sweep(run_once, m))
             even_margin, even_matched = matched(lambda m: sweep(even_once, m))
-            constant_margin, constant_matched = matched(lambda m: sweep(run_once, m, noise="constant"))
+            fixed = {noise: matched(lambda m, noise=noise: sweep(run_once, m, noise=noise)) for noise in NOISE_MODELS}
             result = {"scenario": scenario, "target_se_points": target, "n_replicates": replicates,
                       "even_seeds_per_cell": even, "runs_even": even * len(sds), "flops_even": even_flops,
                       "as_set": sweep(run_once, 1.0), "matched_margin": adaptive_margin, "matched": adaptive_matched,
                       "even_sequential_as_set": sweep(even_once, 1.0), "even_sequential_matched_margin": even_margin,
                       "even_sequential_matched": even_matched,
-                      "noise_constant": {"as_set": sweep(run_once, 1.0, noise="constant"),
-                                         "matched_margin": constant_margin, "matched": constant_matched},
+                      "noise_fixed": {noise: {"as_set": sweep(run_once, 1.0, noise=noise), "matched_margin": margin,
+                                              "matched": summary}
+                                      for noise, (margin, summary) in fixed.items()},
                       "prior_df_sensitivity": {f"{df:g}": sweep(run_once, 1.0, df) for df in (0.0, 1000.0)}}
             if adaptive_matched and even_matched:  # paired: the same draws for both
                 result["matched_adaptive_vs_even_sequential"] = _saved(adaptive_matched, even_matched)
-            if adaptive_matched and constant_matched:
-                result["matched_proportional_vs_constant"] = _saved(adaptive_matched, constant_matched)
+            for noise, (_, summary) in fixed.items():
+                if adaptive_matched and summary:
+                    result["noise_fixed"][noise]["matched_auto_vs_this"] = _saved(adaptive_matched, summary)
             out[f"{scenario}/se{target:g}"] = _public(result)
     return out
 
@@ -256,16 +259,17 @@ def draw_runs(ax, results: dict):
     bars = (("even grid, true noise known", lambda r: (r["runs_even"],) * 3),
             ("even grid, seeds added to all cells until the target is met (matched)",
              lambda r: _triple(r["even_sequential_matched"]["runs"]) if r["even_sequential_matched"] else (0,) * 3),
-            ("adaptive, sd pooled relative to the error (matched; the default)",
+            ("adaptive, noise = \"auto\" (matched; the default)",
              lambda r: _triple(r["matched"]["runs"]) if r["matched"] else (0,) * 3),
-            ("adaptive, sd pooled in points (matched; noise = \"constant\")",
-             lambda r: _triple(r["noise_constant"]["matched"]["runs"]) if r["noise_constant"]["matched"] else (0,) * 3))
+            *((f"adaptive, noise = \"{noise}\" (matched)",
+               lambda r, noise=noise: _triple(r["noise_fixed"][noise]["matched"]["runs"])
+               if r["noise_fixed"][noise]["matched"] else (0,) * 3) for noise in NOISE_MODELS))
     for j, (name, get) in enumerate(bars):
         values = [get(results[k]) for k in labels]
         mean = [v[0] for v in values]
-        ax.bar(x + (j - 1.5) * 0.2, mean, 0.2, label=name,
+        ax.bar(x + (j - 2) * 0.17, mean, 0.17, label=name,
                yerr=[[m - v[1] for m, v in zip(mean, values)], [v[2] - m for m, v in zip(mean, values)]], capsize=2)
-    ax.set_xticks(x, [k.replace("/se", "\nSE ≤ ") for k in labels], fontsize=8)
+    ax.set_xticks(x, [k.replace("/se", "\nSE ≤ ") for k in labels], fontsize=7)
     ax.set_ylabel("runs (mean, 95% range over replicates)")
     ax.set_title("runs to reach a per-cell standard error target (points), by noise scenario", fontsize=9)
     ax.legend(fontsize=8)
@@ -377,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
             "grid": {"name": args.grid, "widths": grid["widths"], "epochs": grid["epochs"]},
             "truth": grid["law"], "noise_sd_points": grid["noise"],
             "policy": {"min_seeds": args.min_seeds, "max_seeds": args.max_seeds, "batch": 1, "prior_df": PRIOR_DF,
-                       "noise": "proportional (the default); noise_constant: the same with noise = \"constant\""},
+                       "noise": "auto (the default); noise_fixed: the same with each fixed model"},
             "even_grid": "the fewest seeds per cell that meet the target in every cell, knowing the true noise",
             "matched": f"run at target / margin, the smallest margin (bisection on 1-2.5) with on average >= "
                        f"{MATCH:.0%} of cells at the target's true standard error; even_sequential: a seed for every "
@@ -392,10 +396,10 @@ def main(argv: list[str] | None = None) -> int:
                                    ("even seq. as set", "even_sequential_as_set", 1),
                                    ("even seq. matched", "even_sequential_matched",
                                     r["even_sequential_matched_margin"]),
-                                   ("constant as set", ("noise_constant", "as_set"), 1),
-                                   ("constant matched", ("noise_constant", "matched"),
-                                    r["noise_constant"]["matched_margin"])):
-            value = r[what[0]][what[1]] if isinstance(what, tuple) else r[what]
+                                   *((f"{noise} {what}", ("noise_fixed", noise, what),
+                                      1 if what == "as set" else r["noise_fixed"][noise]["matched_margin"])
+                                     for noise in NOISE_MODELS for what in ("as set", "matched"))):
+            value = (r[what[0]][what[1]][what[2].replace(" ", "_")] if isinstance(what, tuple) else r[what])
             if value:
                 print(f"   {name:<18} (target/{margin:g}): {_words(value)}")
         if "matched_adaptive_vs_even_sequential" in r:
@@ -403,11 +407,12 @@ def main(argv: list[str] | None = None) -> int:
             runs, flops = v["runs_saved_fraction"], v["flops_saved_fraction"]
             print(f"   at matched precision adaptive takes {_paired(runs)} runs and {_paired(flops)} FLOPs than the "
                   f"sequential even grid")
-        if "matched_proportional_vs_constant" in r:
-            v = r["matched_proportional_vs_constant"]
-            runs, flops = v["runs_saved_fraction"], v["flops_saved_fraction"]
-            print(f"   at matched precision pooling relative to the error takes {_paired(runs)} runs and "
-                  f"{_paired(flops)} FLOPs than pooling in points")
+        for noise, fixed in r["noise_fixed"].items():
+            if "matched_auto_vs_this" in fixed:
+                runs, flops = fixed["matched_auto_vs_this"]["runs_saved_fraction"], fixed["matched_auto_vs_this"][
+                    "flops_saved_fraction"]
+                print(f"   at matched precision noise = auto takes {_paired(runs)} runs and {_paired(flops)} FLOPs "
+                      f"than noise = {noise}")
     return 0
 
 
