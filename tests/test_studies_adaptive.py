@@ -212,7 +212,10 @@ def test_a_killed_adaptive_study_resumes_with_the_same_choices(uninterrupted, tm
     assert again.returncode == 0, err
     assert chosen(results, path) == uninterrupted, "a restart must make the same choices"
     for log in (results / "seeds" / "logs").glob("*.log"):
-        assert log.read_text().count("# ok") == 1, f"run {log.stem} completed more than once"
+        # At most once: the kill comes as the ninth record appears, so it can land after a record is written and
+        # before its log's "# ok" line (the record is the contract; the log is the console's copy).
+        assert log.read_text().count("# ok") <= 1, f"run {log.stem} completed more than once"
+        assert json.loads((runs / f"{log.stem}.json").read_text())["status"] == "ok"
 
 
 def test_two_adaptive_schedulers_run_each_run_once(uninterrupted, tmp_path):
