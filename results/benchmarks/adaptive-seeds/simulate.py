@@ -392,14 +392,13 @@ def main(argv: list[str] | None = None) -> int:
     for key, r in results.items():
         print(f"{key} (n={r['n_replicates']} replicates): even grid knowing the noise {r['even_seeds_per_cell']}/cell "
               f"= {r['runs_even']} runs")
-        for name, what, margin in (("adaptive as set", "as_set", 1), ("adaptive matched", "matched", r["matched_margin"]),
-                                   ("even seq. as set", "even_sequential_as_set", 1),
-                                   ("even seq. matched", "even_sequential_matched",
-                                    r["even_sequential_matched_margin"]),
-                                   *((f"{noise} {what}", ("noise_fixed", noise, what),
-                                      1 if what == "as set" else r["noise_fixed"][noise]["matched_margin"])
-                                     for noise in NOISE_MODELS for what in ("as set", "matched"))):
-            value = (r[what[0]][what[1]][what[2].replace(" ", "_")] if isinstance(what, tuple) else r[what])
+        rows = [("adaptive as set", r["as_set"], 1), ("adaptive matched", r["matched"], r["matched_margin"]),
+                ("even seq. as set", r["even_sequential_as_set"], 1),
+                ("even seq. matched", r["even_sequential_matched"], r["even_sequential_matched_margin"])]
+        for noise, fixed in r["noise_fixed"].items():
+            rows += [(f"{noise} as set", fixed["as_set"], 1), (f"{noise} matched", fixed["matched"],
+                                                              fixed["matched_margin"])]
+        for name, value, margin in rows:
             if value:
                 print(f"   {name:<18} (target/{margin:g}): {_words(value)}")
         if "matched_adaptive_vs_even_sequential" in r:
