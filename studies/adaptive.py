@@ -27,7 +27,6 @@ Targets (accuracy points, i.e. percent):
 from __future__ import annotations
 
 import math
-import statistics
 from dataclasses import dataclass, field
 
 import speedrun
@@ -47,7 +46,7 @@ PRIOR_DF = 5.0
 
 
 def _error_points(cell: "CellState") -> float:
-    return 100.0 - math.fsum(cell.values) / len(cell.values) if cell.values else math.nan
+    return 100.0 - cell.mean
 
 
 # How one cell's seed sd borrows from the others' (the [adaptive] table's `noise`): the scale each cell's sd is
@@ -94,11 +93,16 @@ class CellState:
     records: tuple[dict, ...] = ()  # its final records, in seed order
 
     @property
+    def mean(self) -> float:
+        """Mean ema_val_acc of its ok runs, in points (NaN without any)."""
+        return math.fsum(self.values) / len(self.values) if self.values else math.nan
+
+    @property
     def sd(self) -> float | None:
         """Sample standard deviation (n - 1), in points; None under two ok runs."""
         if len(self.values) < 2:
             return None
-        mean = math.fsum(self.values) / len(self.values)
+        mean = self.mean
         return math.sqrt(math.fsum((v - mean) ** 2 for v in self.values) / (len(self.values) - 1))
 
     @property
@@ -276,7 +280,7 @@ def _fantasy(cell: CellState) -> dict:
     model = next(r for r in cell.records if r.get("status") == "ok")
     config = speedrun.TrainConfig(**{**model["config"], "seed": max(cell.seeds) + 1})
     return {**model, "run_id": speedrun.run_id(config), "config": config.to_dict(), "fantasy": True,
-            "ema_val_acc": statistics.fmean(cell.values) / 100}
+            "ema_val_acc": cell.mean / 100}
 
 
 def _cell_state(study: Study, cell: dict, n: int, states: dict) -> CellState:

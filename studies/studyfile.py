@@ -179,12 +179,17 @@ def _check_after(table: dict, problem) -> tuple[str, ...]:
         if key != "command":
             problem(f"after.{key}", "unknown key; [after] takes only `command`")
     command = table.get("command")
-    if not (isinstance(command, list) and command and all(isinstance(a, str) and a for a in command)):
+    if not _is_command(command):
         problem("after.command", f"is {'missing' if command is None else repr(command)}; expected a list "
                                  f"of strings, e.g. [\"python\", \"-m\", \"analysis\", \"compare\"] (called "
                                  f"with the study's results folder once every run is done)")
         return ()
     return tuple(command)
+
+
+def _is_command(value: Any) -> bool:
+    """A plug-in command ([after] command, [adaptive] predictor): a non-empty list of non-empty strings."""
+    return isinstance(value, (list, tuple)) and bool(value) and all(isinstance(a, str) and a for a in value)
 
 
 def _check_adaptive(table: dict, axes: list[str], problem) -> Adaptive | None:
@@ -227,8 +232,7 @@ def _check_adaptive(table: dict, axes: list[str], problem) -> Adaptive | None:
     elif "noise" in table and values["target_se"] is None:
         complain("noise", "only applies to target_se (the law's predictor models its own noise); remove it")
     predictor = values["predictor"]
-    if not isinstance(predictor, (list, tuple)) or not predictor or not all(isinstance(a, str) and a
-                                                                            for a in predictor):
+    if not _is_command(predictor):
         complain("predictor", f"is {predictor!r}; expected {_ADAPTIVE_KEYS['predictor']}")
     if bad:
         return None
