@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -13,7 +14,7 @@ from pathlib import Path
 from .aggregates import aggregate
 from .calibration import calibrate, write_calibration
 from .cells import cell_table
-from .comparison import EQUIVALENCE_MARGIN, compare_cell, compare_train_time
+from .comparison import EQUIVALENCE_MARGIN, compare_cell, compare_cells, compare_train_time
 from .errors import AnalysisError
 from .fits import FitResult, FitSkipped
 from .joint_calibration import DEFAULT_SHIFTS, calibrate_joint, write_joint_calibration
@@ -82,6 +83,8 @@ def _summary(args) -> int:
 
 
 def _compare(args) -> int:
+    if args.against is not None:
+        return _compare_folders(args)
     reference = load_reference(args.reference)
     frame = _frame(args.dir)
     result = compare_cell(frame, reference, width=args.width, epochs=args.epochs, margin=args.margin / 100)
@@ -92,6 +95,26 @@ def _compare(args) -> int:
     if times is not None:
         print(f"training time (s): {times.summary(percent=False)}; ours/reference = "
               f"{times.mean / times.reference_mean:.3f}")
+    return 0
+
+
+def _compare_folders(args) -> int:
+    if args.width is None or args.epochs is None or args.reference is not None:
+        raise AnalysisError("compare --against DIR compares one cell of two folders: give --width and --epochs, "
+                            "and no --reference")
+    result = compare_cells(_frame(args.dir), _frame(args.against), width=args.width, epochs=args.epochs,
+                           margin=args.margin / 100)
+    print(f"{args.dir} against {args.against} at width {args.width} × {args.epochs} epochs")
+    print(dataclasses.replace(result, margin=None).summary())
+    # The verdict in this question's words: equivalence of two of our samples, not reproduction of a reference.
+    m = args.margin
+    if result.equivalent:
+        print(f"equivalent within ±{m:g} points (TOST p = {result.tost_p:.2g})")
+    elif result.p_value < 0.05:
+        print(f"not equivalent: the difference is significant (Welch p = {result.p_value:.2g})")
+    else:
+        print(f"undecided: no significant difference (Welch p = {result.p_value:.2g}), and equivalence within "
+              f"±{m:g} points is not shown either (TOST p = {result.tost_p:.2g}); more runs needed")
     return 0
 
 
@@ -267,6 +290,9 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--width", type=int, default=None, help="default: the reference's width (128)")
     compare.add_argument("--epochs", type=int, default=None, help="default: the reference's epochs (80)")
     compare.add_argument("--reference", default=None, help="reference JSON (default: results/reference/...)")
+    compare.add_argument("--against", default=None, metavar="DIR",
+                         help="instead of a reference, the same cell's ok runs in another folder of records (e.g. "
+                              "bf16 runs against fp32 runs of one recipe); needs --width and --epochs")
     margin_option(compare)
     seedlog = commands.add_parser("seedlog", help="read the seed's console output into a reference file",
                                   description="Read what hlb-CIFAR10 v0.3.0's main.py printed for its runs: "

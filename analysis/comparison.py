@@ -20,7 +20,7 @@ from .errors import AnalysisError, NotEnoughPointsError
 from .records import METRIC
 from .reference import Reference, load_reference
 
-__all__ = ["Comparison", "compare", "compare_cell", "compare_train_time", "EQUIVALENCE_MARGIN"]
+__all__ = ["Comparison", "compare", "compare_cell", "compare_cells", "compare_train_time", "EQUIVALENCE_MARGIN"]
 
 EQUIVALENCE_MARGIN = 0.002  # ±0.2 accuracy points, as a fraction
 
@@ -112,6 +112,14 @@ def compare_cell(frame: pd.DataFrame, reference: Reference | None = None, *, wid
     return compare(_cell(frame, reference, width, epochs)[METRIC].to_numpy(dtype=float), reference, margin)
 
 
+def compare_cells(frame: pd.DataFrame, other: pd.DataFrame, *, width: int, epochs: int,
+                  margin: float = EQUIVALENCE_MARGIN) -> Comparison:
+    """The `ema_val_acc` of one cell in two folders of our own records, e.g. bf16 runs against fp32 runs of the
+    same recipe: Welch and TOST at ±`margin` (a fraction), `frame` − `other`."""
+    ours, theirs = (_cell_runs(f, width, epochs)[METRIC].to_numpy(dtype=float) for f in (frame, other))
+    return compare(ours, theirs, margin)
+
+
 def compare_train_time(frame: pd.DataFrame, reference: Reference, *, width: int | None = None,
                        epochs: int | None = None) -> Comparison | None:
     """The same comparison for training time in seconds, where the reference measured it (the seed's code run
@@ -125,6 +133,10 @@ def compare_train_time(frame: pd.DataFrame, reference: Reference, *, width: int 
 def _cell(frame: pd.DataFrame, reference: Reference, width: int | None, epochs: int | None) -> pd.DataFrame:
     width = reference.width if width is None else width
     epochs = reference.epochs if epochs is None else epochs
+    return _cell_runs(frame, width, epochs)
+
+
+def _cell_runs(frame: pd.DataFrame, width: int, epochs: int) -> pd.DataFrame:
     runs = ok_runs(frame)
     cell = runs[(runs["width"] == width) & (runs["epochs"] == epochs)]
     if cell.empty:
