@@ -118,7 +118,7 @@ def test_no_significant_difference_is_not_a_reproduction():
 def test_compare_against_another_folder_of_records(tmp_path, capsys):
     """`compare DIR --against OTHER`: one cell of two folders (bf16 runs against fp32 runs of one recipe), Welch
     and TOST on exactly those runs, with a verdict in the words of equivalence, not reproduction."""
-    from analysis.cli import main
+    from analysis.cli import EXIT_BAD_INPUT, main
     bf16, fp32 = [0.9050, 0.9041, 0.9046], [0.9053, 0.9043, 0.9038]
     write_records(tmp_path / "bf16", [make_record(width=16, epochs=10, seed=s, ema_val_acc=v) for s, v in enumerate(bf16)]
                   + [make_record(width=8, epochs=10, ema_val_acc=0.80)])
@@ -134,7 +134,7 @@ def test_compare_against_another_folder_of_records(tmp_path, capsys):
                  "--epochs", "10", "--margin", "0.01"]) == 0
     assert "undecided" in capsys.readouterr().out  # 3 runs a side cannot show equivalence within ±0.01 points
     assert main(["compare", str(tmp_path / "bf16"), "--against", str(tmp_path / "fp32"), "--width", "8",
-                 "--epochs", "10"]) == 1
+                 "--epochs", "10"]) == EXIT_BAD_INPUT
     assert "no ok runs at width=8, epochs=10; cells present (width, epochs): [(16, 10)]" in capsys.readouterr().err
-    assert main(["compare", str(tmp_path / "bf16"), "--against", str(tmp_path / "fp32")]) == 1
+    assert main(["compare", str(tmp_path / "bf16"), "--against", str(tmp_path / "fp32")]) == EXIT_BAD_INPUT
     assert "give --width and --epochs" in capsys.readouterr().err
