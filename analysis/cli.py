@@ -12,24 +12,24 @@ import warnings
 from pathlib import Path
 
 from .aggregates import aggregate
-from .calibration import calibrate, write_calibration
+from .bench.calibrate import calibrate, write_calibration
+from .bench.calibrate_checks import DEFAULT_SHIFTS, calibrate_joint, write_joint_calibration
+from .bench.report_speed import bench_report, write_bench
 from .cells import cell_table
 from .comparison import EQUIVALENCE_MARGIN, compare_cell, compare_cells, compare_train_time
 from .errors import AnalysisError
 from .fits import FitResult, FitSkipped
-from .joint_calibration import DEFAULT_SHIFTS, calibrate_joint, write_joint_calibration
 from .laws import law_names
 from .plan import plan_cells, plan_text
 from .predict import predict_cell
 from .records import load
 from .reference import load_reference
-from .reporting import report
+from .report.build import report
+from .report.markdown import format_aggregate, markdown_table
 from .seedlog import read_seed_log, seed_reference
 from .selection import choose_law, fit_all
 from .sizes import width_sizes
-from .speed import bench_report, write_bench
 from .study import DEFAULT_BOOT, analyse, load_study, pool
-from .tables import format_aggregate, markdown_table
 from .writer import write_atomic
 
 __all__ = ["main"]

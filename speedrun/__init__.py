@@ -1,4 +1,9 @@
-"""speedrun: the hlb-CIFAR10 v0.3.0 trainer as a library — width and epochs as knobs, the exact recipe."""
+"""speedrun: the hlb-CIFAR10 v0.3.0 trainer as a library — width and epochs as knobs, the exact recipe.
+
+This top level is the trainer alone: config → data, whitening, model → train (eager) or engine (compiled) →
+record; runtime holds the precision table, cli the commands. speedrun.conformance holds the checks against the
+seed's own code, which the trainer never imports (speedrun/README.md says more, and lists the recipe's facts).
+"""
 from .cli import exit_status
 from .config import EXECUTION_FIELDS, ConfigError, Derived, TrainConfig, run_id
 from .data import DataError

@@ -50,7 +50,7 @@ def bench(config: TrainConfig, steps: int = 10, warmup: int = 2) -> dict:
             perm, dy, dx, flip = draw_augmentation(n, config, gen)
             idx = perm[:config.batch_size]
             x = augment_batch(padded, idx, dy[idx], dx[idx], flip[idx])
-            train_step(net, optimizer, loss_fn, x, data.train_y[idx], config.loss_scale, autocast)
+            train_step(net, optimizer, loss_fn, x, data.train_y[idx], config.loss_scale, autocast, precision.loss_dtype)
 
     for _ in range(warmup):
         step()

@@ -1,7 +1,9 @@
 """TrainConfig: every knob of the hlb-CIFAR10 v0.3.0 recipe, with its default, in one frozen dataclass.
 
 Width and epochs are the two knobs a scaling study turns; everything that depends on them (stage widths,
-steps, warm-up, EMA start) is derived here, once. Numbers come from `RECIPE-v0.3.0.md`.
+steps, warm-up, EMA start) is derived here, once. The recipe's defaults are the seed's values (hlb-CIFAR10
+v0.3.0, `main.py` at 8959293); speedrun/README.md, "The recipe", lists the facts about the seed the code relies
+on, and which fields are our additions.
 """
 from __future__ import annotations
 

@@ -100,7 +100,8 @@ def sgd_step(params: list[torch.Tensor], grads: list[torch.Tensor], bufs: list[t
 
 
 def _forward_loss(net: nn.Module, padded: torch.Tensor, labels: torch.Tensor, plan: torch.Tensor,
-                  loss_scale: float, label_smoothing: float, autocast_dtype: torch.dtype | None):
+                  loss_scale: float, label_smoothing: float, autocast_dtype: torch.dtype | None,
+                  loss_dtype: torch.dtype):
     """Augment the plan's batch, forward, per-sample losses and the scaled batch-sum loss (as train_step)."""
     index, dy, dx, flip = plan.unbind(0)
     x = augment_batch(padded, index, dy, dx, flip.bool())
@@ -110,8 +111,7 @@ def _forward_loss(net: nn.Module, padded: torch.Tensor, labels: torch.Tensor, pl
     else:
         with torch.autocast(device_type=x.device.type, dtype=autocast_dtype):
             logits = net(x)
-    losses = nn.functional.cross_entropy(logits if logits.dtype == torch.float16 else logits.float(), y,
-                                         label_smoothing=label_smoothing, reduction="none")
+    losses = nn.functional.cross_entropy(logits.to(loss_dtype), y, label_smoothing=label_smoothing, reduction="none")
     loss = losses.mul(loss_scale).sum().div(loss_scale)
     return loss, losses.detach().float().sum(), (logits.detach().argmax(dim=1) == y).sum()
 
@@ -160,7 +160,8 @@ class StepProgram:
     def _body(self) -> None:
         c = self.cfg
         loss, batch_loss, batch_correct = self._forward_loss(self.net, self.padded, self.labels, self.plan,
-                                                             c.loss_scale, c.label_smoothing, self.precision.autocast)
+                                                             c.loss_scale, c.label_smoothing, self.precision.autocast,
+                                                             self.precision.loss_dtype)
         loss.backward()
         groups = [(ps, [q.grad for q in ps], bs, wd, c.momentum)
                   for ps, bs, wd in zip(self.params, self.bufs, self.decays)]

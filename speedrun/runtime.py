@@ -24,6 +24,8 @@ class Precision:
     storage: torch.dtype  # dtype of the network's weights and of the data on the device
     autocast: torch.dtype | None  # compute dtype under torch.autocast; None: compute in the storage dtype
     devices: tuple[str, ...]  # device types (torch.device.type) that can train in it
+    # dtype of the per-sample cross-entropy (the logits are cast to it); fp32 unless the entry says otherwise
+    loss_dtype: torch.dtype = torch.float32
 
     @property
     def compute(self) -> torch.dtype:
@@ -39,12 +41,13 @@ class Precision:
 
 
 # Listed in the order the GEMM probe reports them. fp16: the whole network and data in half, with no autocast
-# and no loss scaler (the reference's choice); CPUs have no fast fp16 kernels, so it is refused there.
-# bf16: fp32 weights and data, products in bf16 under autocast.
+# and no loss scaler, and the loss in half too (the reference's choice); CPUs have no fast fp16 kernels, so it is
+# refused there. bf16: fp32 weights and data, products in bf16 under autocast, the loss in fp32 (autocast leaves
+# the logits in bf16, and they are cast up for it).
 PRECISIONS: dict[str, Precision] = {p.name: p for p in (
-    Precision("fp32", torch.float32, None, ("cuda", "mps", "cpu")),
-    Precision("bf16", torch.float32, torch.bfloat16, ("cuda", "mps", "cpu")),
-    Precision("fp16", torch.float16, None, ("cuda", "mps")),
+    Precision("fp32", torch.float32, None, ("cuda", "mps", "cpu"), loss_dtype=torch.float32),
+    Precision("bf16", torch.float32, torch.bfloat16, ("cuda", "mps", "cpu"), loss_dtype=torch.float32),
+    Precision("fp16", torch.float16, None, ("cuda", "mps"), loss_dtype=torch.float16),
 )}
 # What precision="auto" picks per device type: pure fp16 on CUDA as the reference; anything else fp32.
 AUTO_PRECISION = {"cuda": "fp16"}

@@ -56,13 +56,14 @@ def build_training(cfg: TrainConfig, data: Dataset, device: torch.device, precis
 
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: nn.Module, x: torch.Tensor,
-               y: torch.Tensor, loss_scale: float, autocast) -> tuple[torch.Tensor, torch.Tensor]:
+               y: torch.Tensor, loss_scale: float, autocast,
+               loss_dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """One eager optimiser step; returns (logits, per-sample losses) without reading them back to the host."""
     with autocast():
         logits = model(x)
-    # Per-sample loss in the logits' dtype under pure fp16 (as the reference), else in fp32. Scale, sum over
-    # the batch, unscale: the loss is a batch sum, which is why the learning rates carry a 1/512.
-    losses = loss_fn(logits if logits.dtype == torch.float16 else logits.float(), y)
+    # Per-sample loss in the precision's loss dtype (fp16 under pure fp16, as the reference; else fp32). Scale,
+    # sum over the batch, unscale: the loss is a batch sum, which is why the learning rates carry a 1/512.
+    losses = loss_fn(logits.to(loss_dtype), y)
     loss = losses.mul(loss_scale).sum().div(loss_scale)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -107,6 +108,7 @@ class _EagerSteps:
     def __init__(self, cfg: TrainConfig, data: Dataset, device: torch.device, precision: Precision, steps: int):
         self.cfg, self.data, self.steps = cfg, data, steps
         self.net, self.optimizer, self.loss_fn, self.autocast = build_training(cfg, data, device, precision)
+        self.loss_dtype = precision.loss_dtype
         self.padded = data.padded(cfg.pad)
 
     def epoch(self, perm, dy, dx, flip) -> None:
@@ -120,7 +122,8 @@ class _EagerSteps:
         x, y = self.x[i * b:(i + 1) * b], self.y[i * b:(i + 1) * b]
         for group in self.optimizer.param_groups:
             group["lr"] = group["peak_lr"] * factor
-        logits, losses = train_step(self.net, self.optimizer, self.loss_fn, x, y, self.cfg.loss_scale, self.autocast)
+        logits, losses = train_step(self.net, self.optimizer, self.loss_fn, x, y, self.cfg.loss_scale, self.autocast,
+                                    self.loss_dtype)
         self.outputs.append((losses.detach(), logits.detach()))
 
     def take_sums(self) -> tuple[float, int]:

@@ -5,7 +5,8 @@ Two algorithms, one table (`METHODS`), chosen by `TrainConfig.whiten_method`:
 - "chunk_average" (the seed's, hlb-CIFAR10 v0.3.0 `init_whitening_conv`): permute the images, decompose each
   chunk's float32 covariance on its own, then average the eigenvalues and the eigenvectors over the chunks.
   Averaging eigenvectors is sign-fragile: eigh fixes each vector only up to sign, so a chunk whose vector
-  comes out negated cancels part of the mean. `python -m speedrun.whiten_compare` measures both on real data.
+  comes out negated cancels part of the mean. `python -m speedrun.conformance.whiten_compare` measures both on
+  real data.
 """
 from __future__ import annotations
 

@@ -10,10 +10,10 @@ import pytest
 from analysis import (AnalysisError, analyse, fit_law, grid_status, load, load_reference, read_checks, run_check,
                       width_sizes)
 from analysis.checks import combined_z, joint_checks, recipe_differences
-from analysis.fitplots import plot_checks
-from analysis.plots import new_axes
-from analysis.reporting import render, report
-from analysis.summary import _told_apart
+from analysis.report.fit_figures import plot_checks
+from analysis.report.data_figures import new_axes
+from analysis.report import render, report
+from analysis.report.summary import _told_apart
 from analysis.testing import grid_records, make_record, num_params_of, write_records
 
 CHECKS = """
@@ -364,7 +364,7 @@ def test_a_shared_shortfall_is_rejected_with_a_negative_offset_and_the_report_sa
 
 def test_what_the_summary_says_of_the_checks_together():
     from analysis.checks import JointCheck
-    from analysis.summary import _joint_text
+    from analysis.report.summary import _joint_text
 
     def joint(law, p, offset, k=3):
         return JointCheck(law, (None,) * k, (), 1.0, p, offset, 0.001, 0.5)

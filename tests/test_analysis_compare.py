@@ -25,7 +25,8 @@ def test_reference_file_holds_the_published_numbers_as_fractions():
 
 def test_reference_recipe_is_the_trainers_default_recipe():
     """The reference file's recipe (what a study must share to predict its cell) is TrainConfig's defaults, which
-    RECIPE-v0.3.0.md pins to the seed: a changed default must change the file, or studies would be matched wrongly."""
+    are the seed's values (speedrun/README.md, "The recipe"): a changed default must change the file, or studies
+    would be matched wrongly."""
     from speedrun import TrainConfig  # the test may see both packages; analysis itself imports neither
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     recipe = load_reference().recipe

@@ -1,4 +1,4 @@
-"""Import direction (DESIGN.md): studies → speedrun; analysis → nothing of ours. Checked on the source's AST."""
+"""Import direction (README.md, Layout): studies → speedrun; analysis → nothing of ours. Checked on the source's AST."""
 import ast
 import subprocess
 import sys
@@ -20,8 +20,8 @@ def imported_modules(package: Path):
                     yield path, alias.name.split(".")[0]
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 yield path, node.module.split(".")[0]
-            elif isinstance(node, ast.ImportFrom) and node.level >= 2:
-                yield path, "<relative import above the package>"
+            elif isinstance(node, ast.ImportFrom) and node.level > len(path.relative_to(package).parts):
+                yield path, "<relative import above the package>"  # a subpackage's module may climb to the top
             elif isinstance(node, ast.Call) and getattr(node.func, "id", None) == "__import__":
                 yield path, "<dynamic __import__>"
 

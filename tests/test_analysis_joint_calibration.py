@@ -5,7 +5,7 @@ import pytest
 
 from analysis import analyse
 from analysis.cli import main
-from analysis.joint_calibration import calibrate_joint, write_joint_calibration
+from analysis.bench.calibrate_checks import calibrate_joint, write_joint_calibration
 from analysis.testing import grid_records, write_records
 
 CELLS = ((64, 10), (8, 40), (64, 3))

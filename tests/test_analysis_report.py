@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from analysis import (aggregate, load, new_axes, plot_accuracy_heatmap, plot_accuracy_vs_epochs, plot_error_vs_flops,
-                      plot_time_frontier, report)
+                      plot_time_frontier)
 from analysis.cli import main
+from analysis.report import report
 from analysis.testing import grid_records, make_record, write_records
 from analysis.writer import write_atomic
 

@@ -1,20 +1,32 @@
 """Ours against the seed's own code (hlb-CIFAR10 main.py at 8959293), on CPU in fp32.
 
-The seed file is git-ignored and never committed: these tests run where it has been fetched to .seed/main.py
-(or $HLB_SEED_MAIN) and are skipped, saying how to get it, everywhere else."""
+The seed file is never committed. These tests read it, in this order, from $HLB_SEED_MAIN, from the git-ignored
+.seed/main.py, or from the unmodified copy that CI keeps beside the checkout
+(../shared/reference/hlb-CIFAR10-8959293/main.py); where none exists they are skipped, saying how to get it."""
 import os
 
 import pytest
 import torch
 
 from speedrun import TrainConfig
-from speedrun.seed_load import load_seed
+from speedrun.conformance.seed_load import load_seed
 from tests.conftest import ROOT
 
-SEED_MAIN = os.environ.get("HLB_SEED_MAIN") or str(ROOT / ".seed" / "main.py")
+BESIDE = ROOT.parent / "shared" / "reference" / "hlb-CIFAR10-8959293" / "main.py"
+
+
+def _seed_main() -> str:
+    """$HLB_SEED_MAIN if set, else .seed/main.py if present, else the copy beside the checkout."""
+    if os.environ.get("HLB_SEED_MAIN"):
+        return os.environ["HLB_SEED_MAIN"]
+    local = ROOT / ".seed" / "main.py"
+    return str(local if local.is_file() or not BESIDE.is_file() else BESIDE)
+
+
+SEED_MAIN = _seed_main()
 pytestmark = pytest.mark.skipif(
     not os.path.isfile(SEED_MAIN),
-    reason=f"the seed's main.py is not at {SEED_MAIN} (git-ignored, never committed): run "
+    reason=f"the seed's main.py is not at {SEED_MAIN} (never committed): run "
            "`git show 8959293:main.py > .seed/main.py` in a clone of tysam-code/hlb-CIFAR10, or set $HLB_SEED_MAIN")
 
 
@@ -22,7 +34,7 @@ pytestmark = pytest.mark.skipif(
 def test_schedule_and_ema_clock_match_the_seeds_main(epochs):
     """The seed's main() itself (stand-in network, 97 steps per epoch): lr of both groups at every step, and the
     steps after which its EMA copies and updates."""
-    from speedrun.seed_clock import seed_clock
+    from speedrun.conformance.seed_clock import seed_clock
     from speedrun.train import make_optimizer
     from speedrun.model import Net
 
@@ -42,7 +54,7 @@ def test_schedule_and_ema_clock_match_the_seeds_main(epochs):
 def test_training_matches_the_seed_step_for_step(cifar_dir):
     """Width 8, 640 real images in batches of 128 (3 epochs of 5 steps): same initial weights, whitening and
     batches; states after 1, 10 and 12 steps, the EMA copied and updated at the same steps, the same lrs."""
-    from speedrun.seed_diff import DiffSetup, report_lines, run_diff
+    from speedrun.conformance.seed_diff import DiffSetup, report_lines, run_diff
 
     setup = DiffSetup(width=8, epochs=3, train_images=640, batch_size=128, steps=(1, 10, 12), data_dir=cifar_dir)
     result = run_diff(setup, SEED_MAIN)
@@ -95,7 +107,7 @@ def test_the_comparison_sees_our_former_ema(cifar_dir, monkeypatch):
     timing apart and the EMA values apart, while the live networks still agree."""
     from speedrun.config import Derived
     from speedrun.ema import EMA
-    from speedrun.seed_diff import DiffSetup, run_diff
+    from speedrun.conformance.seed_diff import DiffSetup, run_diff
 
     monkeypatch.setattr(Derived, "is_ema_copy", lambda self, step: step == self.ema_copy_step - 2)
     monkeypatch.setattr(Derived, "is_ema_update",

@@ -7,7 +7,7 @@ from speedrun import runtime
 from speedrun.bench import bench, gemm_bench
 from speedrun.data import get_dataset
 from speedrun.runtime import Precision, resolve_precision
-from speedrun.train import build_training
+from speedrun.train import build_training, train_step
 from tests.conftest import tiny_config
 
 CPU = torch.device("cpu")
@@ -35,6 +35,26 @@ def test_autocast_context_follows_the_entry():
         assert (x @ x).dtype == torch.bfloat16
     with resolve_precision("fp32", CPU).autocast_context(CPU)():
         assert (x @ x).dtype == torch.float32
+
+
+def test_the_loss_dtype_is_the_entrys_and_keeps_the_former_rule():
+    """The loss runs in the entry's loss_dtype: in half exactly where the logits come out in half (the rule it
+    replaced, which read the logits' dtype), so pure fp16 keeps the reference's fp16 loss and the rest fp32."""
+    x = torch.randn(8, 4)
+    for p in runtime.PRECISIONS.values():
+        # the logits' dtype this entry's forward gives: storage dtype, or the autocast dtype for the products
+        logits_dtype = p.autocast or p.storage
+        assert p.loss_dtype == (torch.float16 if logits_dtype == torch.float16 else torch.float32), p.name
+    config = tiny_config(batch_size=8)
+    data = get_dataset("synthetic", None, 64, 16, CPU, torch.float32)
+    for name in ("fp32", "bf16"):
+        precision = resolve_precision(name, CPU)
+        net, optimizer, loss_fn, autocast = build_training(config, data, CPU, precision)
+        x, y = data.train_x[:8], data.train_y[:8]
+        with torch.no_grad(), autocast():
+            former = loss_fn(net(x).float(), y)
+        logits, losses = train_step(net, optimizer, loss_fn, x, y, config.loss_scale, autocast, precision.loss_dtype)
+        assert losses.dtype == precision.loss_dtype and torch.equal(losses.detach(), former), name
 
 
 def test_a_new_precision_is_one_table_entry(monkeypatch):

@@ -9,10 +9,10 @@ import sys
 import numpy as np
 import pytest
 
-from speedrun.seed_load import SeedError
-from speedrun.verify.arms import prepare_seed
-from speedrun.verify.seedtable import parse_seed_table, seed_close, seed_header, seed_row
-from speedrun.verify.stats import MARGIN, arm_summary, tost, welch
+from speedrun.conformance.seed_load import SeedError
+from speedrun.conformance.verify.arms import prepare_seed
+from speedrun.conformance.verify.seedtable import parse_seed_table, seed_close, seed_header, seed_row
+from speedrun.conformance.verify.stats import MARGIN, arm_summary, tost, welch
 from tests.conftest import ROOT
 from tests.test_seed_diff import SEED_MAIN
 
@@ -142,7 +142,7 @@ def test_seed_row_is_the_seeds_own_layout(capsys):
     """Our stand-in's rows against the seed's print_training_details for the same values."""
     import torch
 
-    from speedrun.seed_load import load_seed
+    from speedrun.conformance.seed_load import load_seed
 
     ns = load_seed(SEED_MAIN, data={"train": {"images": torch.zeros(1, 3, 32, 32)}, "eval": {}}, width=8)
     values = dict(epoch=3, train_loss=1.23456, val_loss=0.5, train_acc=0.75, val_acc=0.8, ema_val_acc=None,
@@ -184,8 +184,8 @@ def test_seed_data_cache_is_the_seeds_format(tmp_path, cifar_dir):
     from speedrun.data import resolve_data_dir
 
     out = tmp_path / "data.pt"
-    proc = subprocess.run([sys.executable, "-m", "speedrun.verify.arms", "seed-data", "--data-dir", cifar_dir,
-                           "--out", str(out), "--device", "cpu"], cwd=ROOT, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "speedrun.conformance.verify.arms", "seed-data",
+                           "--data-dir", cifar_dir, "--out", str(out), "--device", "cpu"], cwd=ROOT, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
     assert proc.returncode == 0, proc.stderr
     data = torch.load(out)
@@ -203,9 +203,9 @@ def test_seed_data_cache_is_the_seeds_format(tmp_path, cifar_dir):
 
 def test_a_broken_stage_is_recorded_and_the_rest_runs(tmp_path, monkeypatch):
     """An exception inside one arm (here the seed's preparation) lands in the summary; the proof goes on."""
-    from speedrun.verify import __main__ as proof_main
-    from speedrun.verify.plan import dry_plan
-    from speedrun.verify.stages import Clock
+    from speedrun.conformance.verify import __main__ as proof_main
+    from speedrun.conformance.verify.plan import dry_plan
+    from speedrun.conformance.verify.stages import Clock
 
     plan = dry_plan(None, tmp_path)
     proof = proof_main.Proof(plan, tmp_path, tmp_path / "work", Clock(60), None, None)

@@ -1,7 +1,7 @@
 """The whitening comparison command: figures per filter, and its argument errors."""
 import torch
 
-from speedrun.whiten_compare import compare, main
+from speedrun.conformance.whiten_compare import compare, main
 
 
 def _images():

@@ -1,4 +1,4 @@
-"""python -m speedrun.verify: the ten-minute GPU proof, one command (see the README's GPU section).
+"""python -m speedrun.verify (short for speedrun.conformance.verify): the ten-minute GPU proof, one command.
 
     PYTHONPATH=. python -m speedrun.verify --data-dir ~/cifar10 --seed-main .gpudata/main.py --out "$OUT"
 
@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..seed_load import SEED_BLOB, git_blob_id
-from ..writer import atomic_write_text, strict_json, write_json
+from ...writer import atomic_write_text, strict_json, write_json
 from .arms import prepare_seed
 from .plan import FAST_MODES, Plan, dry_plan, gpu_plan
 from .report import report_markdown
@@ -157,9 +157,9 @@ class Proof:
             flags = list(self.plan.seed_cpu_flags)
             if self.plan.seed_arm == "seed-cpu":
                 flags[flags.index("--runs") + 1] = str(runs)
-                cmd = [sys.executable, "-m", "speedrun.verify.arms", "seed-cpu", *flags]
+                cmd = [sys.executable, "-m", f"{__package__}.arms", "seed-cpu", *flags]
             else:
-                cmd = [sys.executable, "-m", "speedrun.verify.arms", "standin", "--runs", str(runs),
+                cmd = [sys.executable, "-m", f"{__package__}.arms", "standin", "--runs", str(runs),
                        "--first-seed", "1000" if arm == "seed-2" else "500", *self.plan.train_flags]
             cwd = ROOT
         outcome = run_child(cmd, limit_s=limit, log=self.log, cwd=cwd, env=self.env, tee=self.out / "seed.log")
@@ -182,7 +182,7 @@ class Proof:
             return
         self.summary["seed_data"] = (f"data.pt written for the seed from {self.data_dir} (/dev/shm has "
                                      f"{free / 2**30:.2f} GiB free, the seed's DataLoader needs about 0.6)")
-        run_child([sys.executable, "-m", "speedrun.verify.arms", "seed-data", "--data-dir", str(self.data_dir),
+        run_child([sys.executable, "-m", f"{__package__}.arms", "seed-data", "--data-dir", str(self.data_dir),
                    "--out", str(folder / "data.pt")], limit_s=min(60.0, self.clock.left()), log=self.log, cwd=ROOT,
                   env=self.env)
 
@@ -197,7 +197,7 @@ class Proof:
             label = f"{arm}:{mode}"  # each attempt's records apart in runs.jsonl
             self.log(f"== {arm}: {runs} runs, {mode}")
             first_seed = 0 if arm == "ours-eager" else 100  # independent samples: no seed shared between arms
-            cmd = [sys.executable, "-m", "speedrun.verify.arms", "ours", "--label", label, "--runs", str(runs),
+            cmd = [sys.executable, "-m", f"{__package__}.arms", "ours", "--label", label, "--runs", str(runs),
                    "--first-seed", str(first_seed), "--jsonl", str(self.out / "runs.jsonl"),
                    *self.plan.train_flags, *FAST_MODES.get(mode, [])]
             outcome = run_child(cmd, limit_s=left, log=self.log, cwd=ROOT, env=self.env)

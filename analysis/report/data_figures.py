@@ -3,7 +3,7 @@
 Nothing here touches pyplot: `new_axes` builds a bare `matplotlib.figure.Figure` (rendered by Agg when
 saved), so plotting works headless and never leaks global state. Axis labels use the record's column names.
 Fitted curves are drawn only over the epochs each width was run at, and the axes are held to the data, so a
-law's extrapolation never sets the scale of a figure. Figures of the fits themselves are in fitplots.py.
+law's extrapolation never sets the scale of a figure. Figures of the fits themselves are in fit_figures.py.
 """
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from .allocation import Envelope, pareto_frontier
-from .errors import AnalysisError
-from .fits import FitResult
-from .records import METRIC
-from .writer import write_figure
+from ..allocation import Envelope, pareto_frontier
+from ..errors import AnalysisError
+from ..fits import FitResult
+from ..records import METRIC
+from ..writer import write_figure
 
 __all__ = ["new_axes", "save_figure", "plot_accuracy_vs_epochs", "plot_error_vs_flops", "plot_accuracy_heatmap",
            "plot_time_frontier", "colours", "ACC_LABEL", "ERROR_LABEL", "FLOPS_LABEL"]

@@ -30,13 +30,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
-from .calibration import _git_state, _load, _wilson
-from .cells import cell_table
-from .checks import JOINT_ALPHA, JointCheck, joint_test
-from .errors import AnalysisError
-from .fits import fit_cells
-from .records import METRIC
-from .study import StudyAnalysis
+from ..cells import cell_table
+from ..checks import JOINT_ALPHA, JointCheck, joint_test
+from ..errors import AnalysisError
+from ..fits import fit_cells
+from ..records import METRIC
+from ..study import StudyAnalysis
+from .calibrate import _git_state, _load, _wilson
 
 __all__ = ["JointCalibration", "calibrate_joint", "write_joint_calibration", "DEFAULT_SHIFTS"]
 
@@ -143,7 +143,7 @@ def calibrate_joint(study: StudyAnalysis, law: str | None = None, *, n_studies: 
 
 def write_joint_calibration(result: JointCalibration, out_dir, command: str) -> tuple:
     """joint-calibration.json and joint-calibration.md in `out_dir`; returns their paths."""
-    from .writer import write_atomic  # noqa: PLC0415 - as calibration.py: the benchmark's own writer
+    from ..writer import write_atomic  # noqa: PLC0415 - as calibrate.py: the benchmark's own writer
 
     summary = result.summary()
     summary["command"] = command

@@ -6,14 +6,14 @@ import math
 import numpy as np
 import pandas as pd
 
-from .allocation import pareto_frontier
-from .cells import Cells, noise_scaling
-from .fits import NOT_IDENTIFIED, FitResult
-from .holdout import z_text
-from .optimize import HUBER_DELTA
-from .records import METRIC
-from .study import StudyAnalysis
-from .tables import fmt, format_aggregate, format_cv, format_law_params, markdown_table, pct
+from ..allocation import pareto_frontier
+from ..cells import Cells, noise_scaling
+from ..fits import NOT_IDENTIFIED, FitResult
+from ..holdout import z_text
+from ..optimize import HUBER_DELTA
+from ..records import METRIC
+from ..study import StudyAnalysis
+from .markdown import fmt, format_aggregate, format_cv, format_law_params, markdown_table, pct
 
 __all__ = ["provenance_section", "runs_section", "cells_section", "laws_section", "held_out_section",
            "checks_section", "allocation_section", "comparison_section"]

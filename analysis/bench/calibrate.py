@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .cells import cell_table
-from .fits import fit_cells
-from .selection import choose_law
+from ..cells import cell_table
+from ..fits import fit_cells
+from ..selection import choose_law
 
 __all__ = ["TRUTH", "simulate_grid", "calibrate", "Calibration"]
 
@@ -130,7 +130,7 @@ def calibrate(n_grids: int = 100, n_boot: int = 400, seed: int = 2024, boot_from
 
 def write_calibration(result: Calibration, out_dir, command: str) -> tuple:
     """calibration.json and calibration.md in `out_dir`; returns their paths."""
-    from .writer import write_atomic  # noqa: PLC0415 - the benchmark's own writer, kept out of import time
+    from ..writer import write_atomic  # noqa: PLC0415 - the benchmark's own writer, kept out of import time
 
     summary = result.summary()
     summary["command"] = command
@@ -164,8 +164,8 @@ def write_calibration(result: Calibration, out_dir, command: str) -> tuple:
               f"Parameters flagged not identified (grids): {summary['not_identified_grids'] or 'none'}.",
               f"Time: {summary['seconds']:.0f} s in all; a separable fit with its bootstrap takes "
               f"{summary['seconds_per_grid_separable_fit']:.2f} s (median) on {summary['machine']['processor']}, "
-              f"{summary['machine']['cpus']} CPUs, load average {summary['machine']['load_average_at_end']} at the end "
-              "(a background study was training).", ""]
+              f"{summary['machine']['cpus']} CPUs, load average {summary['machine']['load_average_at_end']} at the end.",
+              ""]
     md_path = write_atomic(os.path.join(out_dir, "calibration.md"), "\n".join(lines))
     return json_path, md_path
 
@@ -180,7 +180,7 @@ def _wilson(k: int, n: int) -> list:
 
 def _git_state() -> dict:
     """The commit of the analysis code that ran (and whether analysis/ had uncommitted changes), if in a checkout."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parents[1]  # analysis/, not only bench/
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True,
                                 timeout=10).stdout.strip()

@@ -118,7 +118,7 @@ def environment() -> dict:
     import numpy
     import torch
 
-    from ..record import provenance
+    from ...record import provenance
 
     env = dict(python=sys.version.split()[0], platform=platform.platform(), cpu_count=os.cpu_count(),
                torch=torch.__version__, numpy=numpy.__version__, cuda_available=torch.cuda.is_available(),

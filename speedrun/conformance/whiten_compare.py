@@ -1,10 +1,12 @@
-"""python -m speedrun.whiten_compare: our whitening ("pooled") against the seed's ("chunk_average") on real data.
+"""python -m speedrun.conformance.whiten_compare: our whitening ("pooled") against the seed's ("chunk_average") on
+real data.
 
 For each of the 12 filters it prints |cos| and the norm ratio chunk_average / pooled over several random chunk
 orders (the seed draws a fresh one every run), the same figures between the seed's own runs, and how many of
 the seed's chunks returned that eigenvector with the minority sign (the sign fragility: eigh fixes a vector only
 up to sign, and the seed averages whatever it gets, so disagreeing chunks cancel).
-The brief's criterion for "reproduces the seed's filters": |cos| > 0.999 and norms within 0.1%.
+The criterion for "reproduces the seed's filters": |cos| > 0.999 (directions within 2.6 degrees) and norms
+within 0.1%.
 """
 from __future__ import annotations
 
@@ -15,11 +17,11 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from .whiten import chunk_eigens, filters_from, pooled_eigen
+from ..whiten import chunk_eigens, filters_from, pooled_eigen
 
 __all__ = ["COS_MIN", "NORM_TOL", "FilterFigures", "compare", "report_lines", "main"]
 
-COS_MIN = 0.999  # the brief's bar for "the same filter"
+COS_MIN = 0.999  # the bar for "the same filter": an angle of at most 2.6 degrees (cos 0.999)
 NORM_TOL = 1e-3  # ... and for "the same norm" (0.1%)
 
 
@@ -99,13 +101,13 @@ def report_lines(figures: list[FilterFigures], chunks: int) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .writer import write_json
-    from .config import ConfigError
-    from .data import DataError, get_dataset
-    from .record import provenance
-    from .runtime import device_name, resolve_device
+    from ..writer import write_json
+    from ..config import ConfigError
+    from ..data import DataError, get_dataset
+    from ..record import provenance
+    from ..runtime import device_name, resolve_device
 
-    parser = argparse.ArgumentParser(prog="python -m speedrun.whiten_compare", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m speedrun.conformance.whiten_compare", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", help="folder holding cifar-10-batches-py (default: $CIFAR10_DIR, then cache)")
     parser.add_argument("--data", choices=("cifar10", "synthetic"), default="cifar10",
@@ -139,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(report_lines(figures, chunks)))
     if args.out:
         write_json(args.out, dict(
-            what="whitening filters: pooled (ours) vs chunk_average (the seed's), speedrun.whiten_compare",
+            what="whitening filters: pooled (ours) vs chunk_average (the seed's), speedrun.conformance.whiten_compare",
             device=str(device), device_name=device_name(device), data_dtype=args.data_dtype, data_source=data.source,
             train_images=n, chunk=args.chunk, chunks=chunks, orders=args.orders, seed=args.seed, eps=args.eps,
             criterion=dict(cos_min=COS_MIN, norm_tol=NORM_TOL),

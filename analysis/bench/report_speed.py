@@ -15,17 +15,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .calibration import SEEDS, WIDTHS, EPOCHS, true_error
-from .study import DEFAULT_BOOT
-from .testing import make_record, write_records
-from .writer import write_atomic
+from ..study import DEFAULT_BOOT
+from ..testing import make_record, write_records
+from ..writer import write_atomic
+from .calibrate import SEEDS, WIDTHS, EPOCHS, true_error
 
 __all__ = ["bench_report"]
 
 
 def bench_report(n_boot: int = DEFAULT_BOOT, n_jobs: int = 1, seed: int = 0) -> dict:
     """Time report() on a synthetic 5 × 4 × 7 grid; returns the figures as a dict."""
-    from .reporting import report  # noqa: PLC0415 - imported here so the timing starts with a warm import
+    from ..report.build import report  # noqa: PLC0415 - imported here so the timing starts with a warm import
 
     rng = np.random.default_rng(seed)
     records = [make_record(width=w, epochs=e, seed=s, study="scaling",

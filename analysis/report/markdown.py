@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from .fits import NOT_IDENTIFIED, FitResult, FitSkipped
+from ..fits import NOT_IDENTIFIED, FitResult, FitSkipped
 
 __all__ = ["markdown_table", "format_aggregate", "format_law_params", "format_cv", "fmt", "pct", "plain"]
 

@@ -3,21 +3,21 @@ with a PROVISIONAL banner on an incomplete grid), then runs, cells, laws, held-o
 compute-optimal allocation, the comparison with the published reference, and the figures.
 
 Every section that cannot be computed (too few cells, seeds or widths) says why instead of failing. Files are
-written atomically (writer.py)."""
+written atomically (analysis/writer.py)."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import AnalysisError
-from .fitplots import plot_checks, plot_exponent_pairs, plot_parity, plot_residuals
-from .plots import (new_axes, plot_accuracy_heatmap, plot_accuracy_vs_epochs, plot_error_vs_flops,
-                    plot_time_frontier, save_figure)
-from .records import METRIC
-from .report_text import (allocation_section, cells_section, checks_section, comparison_section, held_out_section,
-                          laws_section, provenance_section, runs_section)
-from .study import DEFAULT_BOOT, StudyAnalysis, analyse
+from ..errors import AnalysisError
+from ..records import METRIC
+from ..study import DEFAULT_BOOT, StudyAnalysis, analyse
+from ..writer import write_atomic
+from .data_figures import (new_axes, plot_accuracy_heatmap, plot_accuracy_vs_epochs, plot_error_vs_flops,
+                           plot_time_frontier, save_figure)
+from .fit_figures import plot_checks, plot_exponent_pairs, plot_parity, plot_residuals
+from .sections import (allocation_section, cells_section, checks_section, comparison_section, held_out_section,
+                       laws_section, provenance_section, runs_section)
 from .summary import provisional_lines, summary_lines
-from .writer import write_atomic
 
 __all__ = ["report", "render"]
 

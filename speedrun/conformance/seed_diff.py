@@ -1,4 +1,5 @@
-"""python -m speedrun.seed_diff: our trainer against the seed's own code (hlb-CIFAR10 main.py), step for step.
+"""python -m speedrun.conformance.seed_diff: our trainer against the seed's own code (hlb-CIFAR10 main.py), step
+for step.
 
 Both sides start from the same weights (ours, copied into the seed's network, the whitening filters with them)
 and see the same batches (our augmentation; the seed's `get_batches` is replaced by a replay of them, and its
@@ -20,14 +21,14 @@ from unittest import mock
 import torch
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from .config import TrainConfig
-from .data import get_dataset
-from .runtime import PRECISIONS, resolve_device, resolve_precision
+from ..config import TrainConfig
+from ..data import get_dataset
+from ..runtime import PRECISIONS, resolve_device, resolve_precision
 from .seed_load import SeedError, load_seed, seed_name
 
 # The module, not the function `speedrun.train` that the package exports under the same name: its loop's
 # collaborators (train_step, draw_augmentation, EMA) are patched to record what happens.
-train_module = importlib.import_module(".train", __package__)
+train_module = importlib.import_module("..train", __package__)
 
 __all__ = ["DiffSetup", "run_diff", "report_lines", "main"]
 
@@ -302,13 +303,13 @@ def report_lines(result: dict) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .writer import write_json
-    from .config import ConfigError
-    from .data import DataError
-    from .record import provenance
-    from .runtime import device_name
+    from ..writer import write_json
+    from ..config import ConfigError
+    from ..data import DataError
+    from ..record import provenance
+    from ..runtime import device_name
 
-    p = argparse.ArgumentParser(prog="python -m speedrun.seed_diff", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m speedrun.conformance.seed_diff", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seed-file", default=".seed/main.py", help="the seed's main.py (hlb-CIFAR10 at 8959293)")
     p.add_argument("--data", choices=("cifar10", "synthetic"), default="cifar10")

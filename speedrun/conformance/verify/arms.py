@@ -52,7 +52,7 @@ def _seed_data(args) -> int:
     cannot carry the seed's DataLoader (a 600 MB batch from a worker process)."""
     import torch
 
-    from ..data import get_dataset
+    from ...data import get_dataset
 
     data = get_dataset("cifar10", args.data_dir, None, None, torch.device(args.device), torch.float16)
     cache = {"train": {"images": data.train_x.contiguous(), "targets": data.train_y},
@@ -71,8 +71,8 @@ def append_line(path: str | Path, obj: dict) -> None:
 
 
 def _ours(args, config) -> int:
-    from ..cli import print_row
-    from ..train import train
+    from ...cli import print_row
+    from ...train import train
 
     for i in range(args.runs):
         record = train(config.replace(seed=args.first_seed + i), progress=print_row)
@@ -88,7 +88,7 @@ def _seed_cpu(args) -> int:
     """The seed's own main(), with our synthetic data, on the CPU in fp32 (seed_load's rewrites)."""
     import torch
 
-    from ..data import get_dataset
+    from ...data import get_dataset
     from ..seed_load import load_seed
 
     data = get_dataset("synthetic", None, args.train_images, args.test_images, torch.device("cpu"), torch.float32)
@@ -104,7 +104,7 @@ def _seed_cpu(args) -> int:
 
 def _standin(args, config) -> int:
     """Our eager trainer, printed as the seed prints: only for dry runs without the seed's file."""
-    from ..train import train
+    from ...train import train
 
     print(seed_header(), flush=True)
     for i in range(args.runs):
@@ -117,9 +117,9 @@ def _standin(args, config) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..cli import add_config_flags, config_from_args
+    from ...cli import add_config_flags, config_from_args
 
-    parser = argparse.ArgumentParser(prog="python -m speedrun.verify.arms", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m speedrun.conformance.verify.arms", description=__doc__)
     sub = parser.add_subparsers(dest="arm", required=True)
     p = sub.add_parser("ours", help="N runs of our trainer, each record appended to --jsonl")
     add_config_flags(p)

@@ -10,10 +10,10 @@ import math
 import numpy as np
 from scipy import stats
 
-from .cells import noise_scaling
-from .fits import NOT_IDENTIFIED, FitResult
-from .holdout import z_text
-from .study import StudyAnalysis, cells_missing_from_fits, held_out_of
+from ..cells import noise_scaling
+from ..fits import NOT_IDENTIFIED, FitResult
+from ..holdout import z_text
+from ..study import StudyAnalysis, cells_missing_from_fits, held_out_of
 
 __all__ = ["summary_lines", "provisional_lines"]
 

@@ -19,7 +19,7 @@ class Plan:
     train_flags: list[str]  # our arms' `speedrun train` flags (data, width, epochs, device)
     seed_arm: str  # "main.py": the seed's file itself; "seed-cpu": its main() through seed_load; "standin"
     seed_cpu_flags: list[str]
-    diff_args: list[str] | None  # speedrun.seed_diff; None: skipped (dry run without the seed's file)
+    diff_args: list[str] | None  # speedrun.conformance.seed_diff; None: skipped (dry run without the seed's file)
     whiten_args: list[str]
     bench_widths: tuple[int, ...]
     bench_flags: list[str]
@@ -42,10 +42,11 @@ def gpu_plan(data_dir: Path, seed_main: Path, out: Path, runs: int, fast_modes: 
     return Plan(
         dry_run=False, runs=runs, train_flags=["--width", "64", "--epochs", "10", "--data-dir", str(data_dir)],
         seed_arm="main.py", seed_cpu_flags=[],
-        diff_args=_py("speedrun.seed_diff", "--seed-file", str(seed_main), "--data-dir", str(data_dir),
-                      "--device", "cuda", "--precision", "fp16", "--out", str(out / "seed_diff.json")),
-        whiten_args=_py("speedrun.whiten_compare", "--data-dir", str(data_dir), "--device", "cuda", "--data-dtype",
-                        "fp16", "--orders", "8", "--out", str(out / "whitening.json")),
+        diff_args=_py("speedrun.conformance.seed_diff", "--seed-file", str(seed_main),
+                      "--data-dir", str(data_dir), "--device", "cuda", "--precision", "fp16",
+                      "--out", str(out / "seed_diff.json")),
+        whiten_args=_py("speedrun.conformance.whiten_compare", "--data-dir", str(data_dir), "--device", "cuda",
+                        "--data-dtype", "fp16", "--orders", "8", "--out", str(out / "whitening.json")),
         bench_widths=(64, 128), bench_flags=["--steps", "50", "--warmup", "10"], fast_modes=fast_modes,
         limits=dict(env=30, seed_diff=90, whitening=60), bench_reserve_s=60.0)
 
@@ -64,12 +65,12 @@ def dry_plan(seed_main: Path | None, out: Path) -> Plan:
         seed_arm="seed-cpu" if have_seed else "standin",
         seed_cpu_flags=["--seed-main", str(seed_main), "--runs", "2", "--width", "8", "--epochs", "3",
                         "--train-images", "512", "--test-images", "1000", "--batch-size", "128"] if have_seed else [],
-        diff_args=_py("speedrun.seed_diff", "--seed-file", str(seed_main), "--data", "synthetic", "--width", "8",
-                      "--epochs", "3", "--train-images", "256", "--batch-size", "128", "--steps", "1,2",
+        diff_args=_py("speedrun.conformance.seed_diff", "--seed-file", str(seed_main), "--data", "synthetic",
+                      "--width", "8", "--epochs", "3", "--train-images", "256", "--batch-size", "128", "--steps", "1,2",
                       "--device", "cpu", "--precision", "fp32", "--out", str(out / "seed_diff.json"))
         if have_seed else None,
-        whiten_args=_py("speedrun.whiten_compare", "--data", "synthetic", "--train-images", "1000", "--chunk", "250",
-                        "--orders", "2", "--device", "cpu", "--out", str(out / "whitening.json")),
+        whiten_args=_py("speedrun.conformance.whiten_compare", "--data", "synthetic", "--train-images", "1000",
+                        "--chunk", "250", "--orders", "2", "--device", "cpu", "--out", str(out / "whitening.json")),
         bench_widths=(8,), bench_flags=["--device", "cpu", "--precision", "fp32", "--steps", "2", "--warmup", "1",
                                         "--batch-size", "64", "--threads", "1"],
         fast_modes=("compile",), limits=dict(env=30, seed_diff=60, whitening=60), bench_reserve_s=15.0, min_arm_s=5.0,

@@ -1,5 +1,5 @@
 """Figures of the fits: standardised residuals, parity (held-out predictions against observations), and the
-bootstrap pair plot of a law's exponents. Each draws on the Axes it is given (see plots.py)."""
+bootstrap pair plot of a law's exponents. Each draws on the Axes it is given (see data_figures.py)."""
 from __future__ import annotations
 
 import itertools
@@ -9,13 +9,13 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 
-from .errors import AnalysisError
-from .fits import NOT_IDENTIFIED, FitResult
-from .holdout import HeldOut
-from .plots import ACC_LABEL, colours
-from .records import METRIC
-from .selection import CVScore
-from .sizes import WidthSizes
+from ..errors import AnalysisError
+from ..fits import NOT_IDENTIFIED, FitResult
+from ..holdout import HeldOut
+from ..records import METRIC
+from ..selection import CVScore
+from ..sizes import WidthSizes
+from .data_figures import ACC_LABEL, colours
 
 # One (marker, colour) per checks.toml check, in order; none of the colours is the corner test's red.
 CHECK_STYLES = (("D", "black"), ("^", "tab:orange"), ("v", "tab:brown"), ("P", "tab:pink"), ("X", "tab:gray"),
