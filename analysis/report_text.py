@@ -11,6 +11,7 @@ from .cells import Cells, noise_scaling
 from .errors import NotComputed
 from .fits import NOT_IDENTIFIED, FitResult
 from .holdout import z_text
+from .provenance import trainer_lines
 from .optimize import HUBER_DELTA
 from .records import METRIC
 from .study import StudyAnalysis
@@ -34,7 +35,7 @@ def provenance_section(a: StudyAnalysis) -> list[str]:
             lines.append(f"- {label}: {', '.join(values[:8])}{' …' if len(values) > 8 else ''}")
     if "git_dirty" in ok and ok["git_dirty"].fillna(False).astype(bool).any():
         lines.append(f"- {int(ok['git_dirty'].fillna(False).astype(bool).sum())} runs came from a dirty work tree")
-    return lines + [""]
+    return lines + trainer_lines(ok) + [""]
 
 
 def runs_section(a: StudyAnalysis) -> list[str]:
