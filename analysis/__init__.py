@@ -3,7 +3,8 @@ bootstrap intervals and identification flags, law choice by cross-validation, pr
 held-out and out-of-sample checks, compute-optimal allocation, figures, a markdown report, and a comparison
 with the seed's published numbers (Welch and TOST).
 
-Reads only the run-record contract (results/README.md); never imports torch, speedrun or studies.
+Reads only the run-record contract (results/README.md); never imports torch, speedrun or studies (only `common`,
+the torch-free home of the facts the packages share: record fields, run states, Welch and TOST, the pooling rule).
 Stages: records (load) → cells / aggregates → laws + fits → selection → predict / holdout / checks /
 allocation → study (all of it, once) → report/ (the renderers); CLI in cli.py. The statistical core is the flat
 modules here; two subpackages hold the rest:

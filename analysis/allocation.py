@@ -71,9 +71,9 @@ def efficient_envelope(fit: FitResult, sizes: WidthSizes, budgets, *, cost: str 
     cost="train_time_s" needs `per_epoch` ({width: seconds per epoch}) and searches those widths only."""
     budgets = np.asarray(budgets, dtype=float)
     fitted = np.unique(fit.cells.width)
-    if cost == "train_time_s" or fit.law.widths:
+    if cost == "train_time_s" or not fit.law.uses_num_params:
         candidates = np.array(sorted(per_epoch) if cost == "train_time_s" else fit.law.widths, dtype=float)
-        if fit.law.widths:
+        if not fit.law.uses_num_params:
             candidates = candidates[np.isin(candidates, np.array(fit.law.widths, dtype=float))]
     else:
         candidates = np.geomspace(fitted.min() / 2, fitted.max() * 2, _GRID_POINTS)
@@ -85,7 +85,7 @@ def efficient_envelope(fit: FitResult, sizes: WidthSizes, budgets, *, cost: str 
         unit = np.array([per_epoch[w] for w in candidates])
     else:
         unit = sizes.values("flops_per_epoch", candidates)
-    params = sizes.values("num_params", candidates) if not fit.law.widths else np.full(len(candidates), np.nan)
+    params = sizes.values("num_params", candidates) if fit.law.uses_num_params else np.full(len(candidates), np.nan)
     epochs = budgets[:, None] / unit[None, :]  # (budgets, widths)
     n_grid = np.broadcast_to(params[None, :], epochs.shape).ravel()
     w_grid = np.broadcast_to(candidates[None, :], epochs.shape).ravel()
@@ -129,7 +129,7 @@ class Allocation:
 def allocation_exponent(fit: FitResult) -> Allocation | None:
     """The separable law's allocation exponent with its bootstrap interval; None for laws without a closed
     form."""
-    if fit.name != "separable":
+    if not fit.law.closed_form_allocation:
         return None
     k_alpha, k_beta = fit.law.params.index("alpha"), fit.law.params.index("beta")
 

@@ -30,13 +30,15 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from common.pooling import FIT_PRIOR_DOF, moderated_variance
+
 from .aggregates import ok_runs
 from .errors import AnalysisError
 from .records import METRIC
 
 __all__ = ["Cells", "cell_table", "NoiseScaling", "noise_scaling", "PRIOR_DOF", "MIN_ERROR"]
 
-PRIOR_DOF = 4.0  # pooled-variance weight, in degrees of freedom, in a cell's moderated variance
+PRIOR_DOF = FIT_PRIOR_DOF  # the pool's weight in a cell's moderated variance (common.pooling: why not the scheduler's)
 MIN_ERROR = 1e-6  # cell-mean errors are floored here before taking logs (a perfect score on a tiny test set)
 
 
@@ -128,7 +130,7 @@ def cell_table(frame: pd.DataFrame) -> Cells:
     if seed_dof and rel_var > 0:
         own_dof = np.where(n >= 3, n - 1, 0).astype(float)
         own_var = np.where(n >= 3, np.nan_to_num(rel_own) ** 2, 0.0)
-        var = (own_dof * own_var + PRIOR_DOF * rel_var) / (own_dof + PRIOR_DOF)
+        var = moderated_variance(own_var, own_dof, rel_var, PRIOR_DOF)
         sd = np.where(n >= 3, np.sqrt(var), np.sqrt(rel_var)) * error
         stat_dof = np.where(n >= 3, own_dof + PRIOR_DOF, float(seed_dof))
         mode = "cells"

@@ -40,7 +40,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-from .errors import AnalysisError, NoRecordsError
+from .errors import AnalysisError, NoRecordsError, NotComputed
 from .fits import FitResult
 from .predict import Prediction, predict_acc, predict_cell
 from .records import EXECUTION_FIELDS, METRIC, load
@@ -75,7 +75,7 @@ class _ByLaw:
         if self.prediction is None:
             return {}
         laws = ((self.prediction.law, self.prediction), *self.alternatives)
-        return {name: p for name, p in laws if not isinstance(p, str)}
+        return {name: p for name, p in laws if not isinstance(p, NotComputed)}
 
     def span(self) -> tuple[float, float]:
         """(smallest, largest) predicted mean across the laws; NaNs without a prediction."""
@@ -98,7 +98,7 @@ class CheckResult(_ByLaw):
     z_all: float  # the same over every matching record
     n_all: int
     reason: str = ""  # why nothing was compared
-    alternatives: tuple = ()  # (law name, Prediction or why not), for every other law fitted to the study
+    alternatives: tuple = ()  # (law name, Prediction or NotComputed), for every other law fitted to the study
     why_law: str = ""  # why the prediction is not the study's chosen law's (empty when it is)
 
     @property
@@ -257,7 +257,7 @@ def joint_checks(results, fits) -> list[JointCheck]:
             prediction = r.predictions().get(fit.name)
             if prediction is None:
                 why = dict(r.alternatives).get(fit.name)
-                left_out.append((r.check, why if isinstance(why, str) else "the law did not predict it"))
+                left_out.append((r.check, why.reason if isinstance(why, NotComputed) else "the law did not predict it"))
                 continue
             rows = r.compared()  # like-for-like: the rest were left out above
             used.append((r.check, prediction.num_params, float(np.mean(rows[METRIC])), len(rows)))
@@ -387,7 +387,7 @@ def _alternative(fit: FitResult, sizes: WidthSizes, width: int, epochs: int, stu
     try:
         return fit.name, predict_cell(fit, sizes, width, epochs, study=study, provisional=provisional)
     except AnalysisError as exc:
-        return fit.name, str(exc)
+        return fit.name, NotComputed(str(exc))
 
 
 def _identity(study_frame: pd.DataFrame) -> dict:

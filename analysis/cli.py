@@ -24,6 +24,7 @@ from .plan import plan_cells, plan_text
 from .predict import predict_cell
 from .records import load
 from .reference import load_reference
+from .provenance import checkout_notes
 from .report.build import report
 from .report.markdown import format_aggregate, markdown_table
 from .seedlog import read_seed_log, seed_reference
@@ -70,6 +71,11 @@ def _report(args) -> int:
     print(f"wrote {path}")
     figures = sorted((path.parent / "figures").glob("*.png"))
     print(f"figures in {path.parent / 'figures'}: {', '.join(p.name for p in figures) or 'none'}")
+    with warnings.catch_warnings():  # the report has already warned about any file it skipped
+        warnings.simplefilter("ignore")
+        frame = _frame(args.dir)
+    for note in checkout_notes(frame):  # depends on this checkout, so never written into report.md
+        print(f"note: {note}")
     return 0
 
 

@@ -8,12 +8,12 @@ accuracy points, about 1.5 seed SDs of the published width-128 × 80-epoch runs.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+
+from common.welch import ALPHA, EQUIVALENCE_MARGIN, tost_p, welch, welch_interval, welch_p
 
 from .aggregates import ok_runs
 from .errors import AnalysisError, NotEnoughPointsError
@@ -22,7 +22,6 @@ from .reference import Reference, load_reference
 
 __all__ = ["Comparison", "compare", "compare_cell", "compare_cells", "compare_train_time", "EQUIVALENCE_MARGIN"]
 
-EQUIVALENCE_MARGIN = 0.002  # ±0.2 accuracy points, as a fraction
 
 
 @dataclass(frozen=True)
@@ -54,7 +53,7 @@ class Comparison:
         m = 100 * self.margin
         if self.equivalent:
             return f"reproduced: equivalent within ±{m:.2g} points (TOST p = {self.tost_p:.2g})"
-        if self.p_value < 0.05:
+        if self.p_value < ALPHA:
             return f"not reproduced: the difference is significant (Welch p = {self.p_value:.2g})"
         return (f"not shown to reproduce: no significant difference (Welch p = {self.p_value:.2g}), but "
                 f"equivalence within ±{m:.2g} points is not shown either (TOST p = {self.tost_p:.2g}); more runs needed")
@@ -88,20 +87,17 @@ def compare(sample, reference, margin: float | None = None) -> Comparison:
     if margin is not None and not margin > 0:
         raise AnalysisError(f"equivalence margin {margin!r}: expected a positive number (0.002 = 0.2 points)")
     diff = float(ours.mean() - ref.mean())
-    se = math.sqrt(ours.var(ddof=1) / ours.size + ref.var(ddof=1) / ref.size)
-    if se > 0:
-        welch = stats.ttest_ind(ours, ref, equal_var=False)
-        t, p, df = float(welch.statistic), float(welch.pvalue), float(welch.df)
-        low, high = (float(v) for v in welch.confidence_interval(0.95))
+    parts = welch(ours, ref)  # common.welch: the one Welch and TOST of the project
+    if parts is not None:
+        t, p, df = parts.t, welch_p(parts), parts.df
+        low, high = welch_interval(parts, 1 - ALPHA)
     else:  # both samples constant: no spread to test against
         t = p = df = low = high = float("nan")
-    tost_p = float("nan")
-    if margin is not None and se > 0:
-        tost_p = float(max(stats.t.sf((diff + margin) / se, df), stats.t.cdf((diff - margin) / se, df)))
+    equivalence_p = tost_p(parts, margin) if margin is not None and parts is not None else float("nan")
     return Comparison(n=int(ours.size), mean=float(ours.mean()), std=float(ours.std(ddof=1)),
                       reference_n=int(ref.size), reference_mean=float(ref.mean()), reference_std=float(ref.std(ddof=1)),
                       difference=diff, ci_low=low, ci_high=high, df=df, t=t, p_value=p,
-                      reference_name=name, margin=margin, tost_p=tost_p, equivalent=bool(tost_p < 0.05))
+                      reference_name=name, margin=margin, tost_p=equivalence_p, equivalent=bool(equivalence_p < ALPHA))
 
 
 def compare_cell(frame: pd.DataFrame, reference: Reference | None = None, *, width: int | None = None,

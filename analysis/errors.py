@@ -1,7 +1,20 @@
 """The exceptions and warnings the analysis package raises; each message says what was wrong and what to do."""
 from __future__ import annotations
 
-__all__ = ["AnalysisError", "NoRecordsError", "NotEnoughPointsError", "RecordWarning"]
+from dataclasses import dataclass
+
+__all__ = ["AnalysisError", "NoRecordsError", "NotEnoughPointsError", "RecordWarning", "NotComputed"]
+
+
+@dataclass(frozen=True)
+class NotComputed:
+    """Stands where a result could not be computed (a law's prediction at a cell, the comparison with the
+    reference): code tells it from a result by its type, and `reason` (also its str) says why, for reading."""
+
+    reason: str
+
+    def __str__(self) -> str:
+        return self.reason
 
 
 class AnalysisError(ValueError):

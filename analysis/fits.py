@@ -31,7 +31,7 @@ from .errors import AnalysisError, NotEnoughPointsError
 from .laws import COEF, EXPONENT, FLOOR, Law, Points, build_law, law_names
 from .optimize import HUBER_DELTA, Problem, make_problem, solve
 
-__all__ = ["FitResult", "FitSkipped", "fit_law", "fit_cells", "NOT_IDENTIFIED", "SPAN_ORDERS"]
+__all__ = ["FitResult", "FitSkipped", "Flag", "fit_law", "fit_cells", "NOT_IDENTIFIED", "SPAN_ORDERS"]
 
 NOT_IDENTIFIED = "not identified"  # the exact phrase every output uses
 LACK_OF_FIT_ALPHA = 0.05  # a χ² test below this says the law misses the cells by more than seed noise
@@ -48,7 +48,7 @@ class FitResult:
     params: dict  # name → point estimate
     intervals: dict  # name → (low, high), 95% percentile bootstrap; NaN without draws
     not_identified: tuple  # parameter names flagged NOT_IDENTIFIED
-    flag_reasons: dict  # name → why it is flagged
+    flag_reasons: dict  # name → Flag: why it is flagged (str(flag) reads it out)
     centre: dict  # {"num_params": N0, "epochs": E0}: the geometric centre where A0, B0 are the terms' values
     cells: Cells = field(repr=False)  # the cells fitted
     excluded: tuple = ()  # "width×epochs: why" for cells of the data the law could not use
@@ -114,11 +114,7 @@ class FitResult:
     def points(self, num_params, epochs, width=None) -> Points:
         epochs = np.atleast_1d(np.asarray(epochs, dtype=float))
         num_params = np.broadcast_to(np.asarray(num_params, dtype=float), epochs.shape)
-        group = np.full(epochs.shape, -1)
-        if self.law.widths:
-            widths = np.broadcast_to(np.asarray(width, dtype=float), epochs.shape)
-            lookup = {float(w): k for k, w in enumerate(self.law.widths)}
-            group = np.array([lookup.get(float(w), -1) for w in widths])
+        group = self.law.groups(np.broadcast_to(np.asarray(width, dtype=float), epochs.shape))
         with np.errstate(divide="ignore", invalid="ignore"):
             u = np.log(num_params / self.centre["num_params"])
         return Points(u=u, v=np.log(epochs / self.centre["epochs"]), epochs=epochs,
@@ -146,6 +142,38 @@ class FitResult:
                      f"E0 = {self.centre['epochs']:.4g}")
         lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)
+
+
+# Why a parameter is flagged NOT_IDENTIFIED (Flag.cause). Decisions read these fields; the text is for reading.
+AT_BOUND = "at_bound"  # the estimate sits on a bound of the search
+INTERVAL_AT_BOUND = "interval_at_bound"  # the estimate is inside, but its bootstrap interval reaches a bound
+WIDE_INTERVAL = "wide_interval"  # the interval spans more than SPAN_ORDERS decades
+TERM_VANISHES = "term_vanishes"  # an exponent whose coefficient may be 0 (its term can vanish)
+LOWER, UPPER = "lower", "upper"
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One parameter's identification flag: its cause, the bound involved and the numbers, as data."""
+
+    cause: str  # AT_BOUND, INTERVAL_AT_BOUND, WIDE_INTERVAL or TERM_VANISHES
+    bound: str | None = None  # LOWER or UPPER, for the two bound causes
+    value: float | None = None  # the bound's value, or the decades the interval spans
+    term: str | None = None  # TERM_VANISHES: the coefficient of the term (None: every width's epochs term)
+
+    @property
+    def reaches_lower(self) -> bool:
+        """At its lower bound, or its interval reaches it: for a coefficient, its term may be 0."""
+        return self.cause in (AT_BOUND, INTERVAL_AT_BOUND) and self.bound == LOWER
+
+    def __str__(self) -> str:
+        if self.cause == AT_BOUND:
+            return f"at its {self.bound} bound {self.value:.3g}"
+        if self.cause == INTERVAL_AT_BOUND:
+            return f"its interval reaches the {self.bound} bound {self.value:.3g}"
+        if self.cause == WIDE_INTERVAL:
+            return f"its interval spans {self.value:.1f} orders of magnitude"
+        return f"its term ({self.term}) can vanish" if self.term else "every width's epochs term can vanish"
 
 
 @dataclass(frozen=True)
@@ -181,15 +209,15 @@ def _fit_cells(cells: Cells, name: str, n_boot: int, seed: int, loss: str, n_job
         raise AnalysisError(f"loss={loss!r}: expected 'linear' (weighted least squares) or 'huber'")
     if n_boot < 0:
         raise AnalysisError(f"n_boot={n_boot}: expected 0 (no intervals) or more bootstrap draws")
-    cells, excluded = _usable(cells, name)
-    law = build_law(name, np.unique(cells.width))  # only the per-width law uses the widths
+    cells, excluded = _usable(cells, build_law(name, np.unique(cells.width)))
+    law = build_law(name, np.unique(cells.width))  # again, for the usable cells' widths (a per-width law's own)
     _check_enough(law, cells)
-    centre = {"num_params": 1.0 if law.widths else float(np.exp(np.mean(np.log(cells.num_params)))),  # 1.0: unused
+    centre = {"num_params": 1.0 if not law.uses_num_params else float(np.exp(np.mean(np.log(cells.num_params)))),  # 1.0: unused
               "epochs": float(np.exp(np.mean(np.log(cells.epochs))))}
     points = _points(cells, law, centre)
     residual_mode = cells.mode == "residual"
     se = 1.0 / np.sqrt(cells.n) if residual_mode else cells.se_log  # residual mode: in units of the relative SD
-    floor_max = ([cells.error[cells.width == w].min() for w in law.widths] if law.widths else [cells.error.min()])
+    floor_max = ([cells.error.min()] if law.uses_num_params else [cells.error[cells.width == w].min() for w in law.widths])
     problem = make_problem(law, points, cells.log_error, se, float(cells.epochs.max()), np.array(floor_max), loss)
     theta, _ = solve(problem)
     pred = law.model(theta, points)[0]
@@ -234,11 +262,12 @@ def _fit_cells(cells: Cells, name: str, n_boot: int, seed: int, loss: str, n_job
         n_starts=len(problem.starts), loss=loss, theta=theta, draws=draws, notes=tuple(notes))
 
 
-def _usable(cells: Cells, name: str) -> tuple[Cells, list[str]]:
-    """The cells the law can use: the per-width law needs ≥ 2 epochs values per width; laws in N need num_params."""
+def _usable(cells: Cells, law: Law) -> tuple[Cells, list[str]]:
+    """The cells the law can use: a per-width law needs ≥ 2 epochs values per width; laws in N need num_params."""
     keep = np.ones(len(cells), dtype=bool)
     why = []
-    if name == "per_width":
+    name = law.name
+    if not law.uses_num_params:
         for w in np.unique(cells.width):
             here = cells.width == w
             if here.sum() < 2:
@@ -246,7 +275,7 @@ def _usable(cells: Cells, name: str) -> tuple[Cells, list[str]]:
                 why.append(f"width {w:g} ({', '.join(np.array(cells.labels())[here])}): one epochs value, the "
                            "per-width law needs two to fit its own floor and coefficient")
         if not keep.any():
-            raise NotEnoughPointsError("the per_width law", 2, 1, "epochs values at some width",
+            raise NotEnoughPointsError(f"the {name} law", 2, 1, "epochs values at some width",
                                        "each width needs two epochs values for its own floor and coefficient")
     else:
         bad = ~(np.isfinite(cells.num_params) & (cells.num_params > 0))
@@ -263,7 +292,7 @@ def _check_enough(law: Law, cells: Cells) -> None:
     if len(cells) < law.n_params + 1:
         raise NotEnoughPointsError(what, law.n_params + 1, len(cells), "distinct cells",
                                    f"{law.n_params} parameters: {', '.join(law.params)}")
-    variables = [("epochs", cells.epochs)] + ([] if law.widths else [("num_params", cells.num_params)])
+    variables = [("epochs", cells.epochs)] + ([("num_params", cells.num_params)] if law.uses_num_params else [])
     for variable, values in variables:
         distinct = len(np.unique(values))
         if distinct < _MIN_DISTINCT:
@@ -272,10 +301,9 @@ def _check_enough(law: Law, cells: Cells) -> None:
 
 
 def _points(cells: Cells, law: Law, centre: dict) -> Points:
-    lookup = {float(w): k for k, w in enumerate(law.widths)}
-    group = np.array([lookup.get(float(w), -1) for w in cells.width]) if law.widths else np.full(len(cells), -1)
+    group = law.groups(cells.width)
     with np.errstate(divide="ignore", invalid="ignore"):
-        u = np.log(cells.num_params / centre["num_params"]) if not law.widths else np.zeros(len(cells))
+        u = np.log(cells.num_params / centre["num_params"]) if law.uses_num_params else np.zeros(len(cells))
     return Points(u=u, v=np.log(cells.epochs / centre["epochs"]), epochs=cells.epochs.astype(float),
                   log_e0=float(np.log(centre["epochs"])), group=group)
 
@@ -309,21 +337,21 @@ def _flags(law: Law, theta: np.ndarray, draws: np.ndarray, problem: Problem) -> 
         shown_low, shown_high = np.percentile(law.display(draws), [2.5, 97.5], axis=0)
     for k, name in enumerate(law.params):
         if theta[k] - lower[k] <= tol[k]:
-            reasons[name] = f"at its lower bound {_bound(law, k, lower):.3g}"
+            reasons[name] = Flag(AT_BOUND, LOWER, _bound(law, k, lower))
         elif upper[k] - theta[k] <= tol[k]:
-            reasons[name] = f"at its upper bound {_bound(law, k, upper):.3g}"
+            reasons[name] = Flag(AT_BOUND, UPPER, _bound(law, k, upper))
         elif low is not None and low[k] - lower[k] <= tol[k]:
-            reasons[name] = f"its interval reaches the lower bound {_bound(law, k, lower):.3g}"
+            reasons[name] = Flag(INTERVAL_AT_BOUND, LOWER, _bound(law, k, lower))
         elif low is not None and upper[k] - high[k] <= tol[k]:
-            reasons[name] = f"its interval reaches the upper bound {_bound(law, k, upper):.3g}"
+            reasons[name] = Flag(INTERVAL_AT_BOUND, UPPER, _bound(law, k, upper))
         elif low is not None and shown_low[k] > 0 and np.log10(shown_high[k] / shown_low[k]) > SPAN_ORDERS:
-            reasons[name] = f"its interval spans {np.log10(shown_high[k] / shown_low[k]):.1f} orders of magnitude"
-    for exponent, coef in law.term_of.items():
-        if coef in reasons and exponent not in reasons and "lower" in reasons[coef]:
-            reasons[exponent] = f"its term ({coef}) can vanish"
+            reasons[name] = Flag(WIDE_INTERVAL, value=float(np.log10(shown_high[k] / shown_low[k])))
+    for exponent, coef in law.term_of.items():  # a coefficient that may be 0 takes its term's exponent with it
+        if coef in reasons and exponent not in reasons and reasons[coef].reaches_lower:
+            reasons[exponent] = Flag(TERM_VANISHES, term=coef)
     coefs = [p for p, kind in zip(law.params, law.kinds) if kind == COEF]
-    if law.widths and all(p in reasons and "lower" in reasons[p] for p in coefs) and "beta" not in reasons:
-        reasons["beta"] = "every width's epochs term can vanish"
+    if not law.uses_num_params and all(p in reasons and reasons[p].reaches_lower for p in coefs) and "beta" not in reasons:
+        reasons["beta"] = Flag(TERM_VANISHES)
     return {p: reasons[p] for p in law.params if p in reasons}
 
 

@@ -12,7 +12,9 @@ that centre (`A0` = A·N0^(−alpha), in error units): a raw A of 1e46 is the sa
 the second can be read, and only the second is not nearly collinear with its exponent. `raw_params` converts back.
 
 Adding a law is one entry in `LAWS` plus its model function, which returns the predicted error at each point
-and its Jacobian with respect to the internal parameters (checked against finite differences in the tests).
+and its Jacobian with respect to the internal parameters (checked against finite differences in the tests), and
+its `raw` conversion. What the rest of the analysis does differently per law reads the Law's fields
+(`uses_num_params`, `widths`, `term_of`, `closed_form_allocation`), never its name.
 """
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ class Points:
     v: np.ndarray  # log(epochs / E0)
     epochs: np.ndarray  # epochs, raw (the saturating law transforms them before centring)
     log_e0: float  # log E0
-    group: np.ndarray  # index into Law.widths for the per-width law (-1: a width the law has no parameters for)
+    group: np.ndarray  # index into Law.widths for a law without num_params (-1: a width it has no parameters for)
 
 
 @dataclass(frozen=True)
@@ -47,10 +49,16 @@ class Law:
     params: tuple[str, ...]
     kinds: tuple[str, ...]  # FLOOR, COEF, EXPONENT or SCALE per parameter
     model: Callable = field(repr=False, compare=False)
-    widths: tuple = ()  # the per-width law's widths, one floor and coefficient each; () for laws in N
+    # The law as written (A, not A0): (law, values, centre) → the raw coefficients and scales (raw_params).
+    raw: Callable = field(repr=False, compare=False)
+    # False: a curve per width (one floor and coefficient each), in epochs alone. Such a law needs two epochs
+    # values at a width, has no N0 centre, and cannot predict a width it has no parameters for.
+    uses_num_params: bool = True
+    widths: tuple = ()  # the widths a law without num_params has parameters for; () for laws in N
     min_exponent: float = 0.0  # the interaction law divides by beta, so it keeps beta away from 0
     term_of: dict = field(default_factory=dict)  # exponent → the coefficient of its term (a vanished term's
     # exponent means nothing, so it is flagged with it)
+    closed_form_allocation: bool = False  # the compute-optimal width grows as C^(beta/(alpha+beta)) (allocation)
 
     @property
     def n_params(self) -> int:
@@ -70,7 +78,20 @@ class Law:
 
     def floor_width(self, k: int):
         """The width a floor parameter belongs to (per-width law), or None for a law-wide floor."""
-        return self.widths[k // 2] if self.widths and self.kinds[k] == FLOOR else None
+        return self.widths[k // 2] if not self.uses_num_params and self.kinds[k] == FLOOR else None
+
+    def groups(self, widths) -> np.ndarray:
+        """Points.group for points at `widths`: each one's index into `self.widths` (-1 where the law has no
+        parameters for it, and everywhere for a law in num_params)."""
+        widths = np.asarray(widths, dtype=float)
+        if self.uses_num_params:
+            return np.full(widths.shape, -1)
+        lookup = {float(w): k for k, w in enumerate(self.widths)}
+        return np.array([lookup.get(float(w), -1) for w in widths.ravel()], dtype=int).reshape(widths.shape)
+
+    def predicts_width(self, width) -> bool:
+        """Whether the law has a curve at `width`: any width for a law in num_params, else its own widths."""
+        return self.uses_num_params or float(width) in {float(w) for w in self.widths}
 
 
 @dataclass(frozen=True)
@@ -139,12 +160,29 @@ def _saturating_model(theta, p: Points):
     return e_inf + t1 + t2, jac
 
 
+# --- the law as written, from its centred parameters (A = A0·N0^alpha, B = B0·E0^beta, ...)
+
+def _additive_raw(law: "Law", values: dict, centre: dict) -> dict:
+    return {"A": values["A0"] * centre["num_params"] ** values["alpha"],
+            "B": values["B0"] * centre["epochs"] ** values["beta"]}
+
+
+def _per_width_raw(law: "Law", values: dict, centre: dict) -> dict:
+    return {f"a[w={w:g}]": values[f"a0[w={w:g}]"] * centre["epochs"] ** values["beta"] for w in law.widths}
+
+
+def _interaction_raw(law: "Law", values: dict, centre: dict) -> dict:
+    n0, e0 = centre["num_params"], centre["epochs"]
+    return {"N_c": n0 * values["A0"] ** (1.0 / values["alpha"]) if values["alpha"] > 0 else float("nan"),
+            "E_c": e0 * values["B0"] ** (1.0 / values["beta"])}
+
+
 # --- builders (the per-width law's parameters depend on the widths present)
 
 def _separable(widths: tuple) -> Law:
     return Law("separable", "error = e_inf + A·N^(−alpha) + B·E^(−beta)",
                ("e_inf", "A0", "alpha", "B0", "beta"), (FLOOR, COEF, EXPONENT, COEF, EXPONENT), _separable_model,
-               term_of={"alpha": "A0", "beta": "B0"})
+               _additive_raw, term_of={"alpha": "A0", "beta": "B0"}, closed_form_allocation=True)
 
 
 def _per_width(widths: tuple) -> Law:
@@ -153,19 +191,20 @@ def _per_width(widths: tuple) -> Law:
         names += [f"c[w={w:g}]", f"a0[w={w:g}]"]
         kinds += [FLOOR, COEF]
     return Law("per_width", "error = c_w + a_w·E^(−beta) per width w, beta shared", tuple(names) + ("beta",),
-               tuple(kinds) + (EXPONENT,), _per_width_model, widths=tuple(widths))
+               tuple(kinds) + (EXPONENT,), _per_width_model, _per_width_raw, uses_num_params=False,
+               widths=tuple(widths))
 
 
 def _interaction(widths: tuple) -> Law:
     return Law("interaction", "error = e_inf + ((N_c/N)^(alpha/beta) + E_c/E)^beta",
                ("e_inf", "A0", "alpha", "B0", "beta"), (FLOOR, COEF, EXPONENT, COEF, EXPONENT), _interaction_model,
-               min_exponent=0.05, term_of={"alpha": "A0", "beta": "B0"})
+               _interaction_raw, min_exponent=0.05, term_of={"alpha": "A0", "beta": "B0"})
 
 
 def _saturating(widths: tuple) -> Law:
     return Law("saturating", "error = e_inf + A·N^(−alpha) + B·E'^(−beta), E' = 1 + R·(1 − exp(−(E−1)/R))",
                ("e_inf", "A0", "alpha", "B0", "beta", "R"), (FLOOR, COEF, EXPONENT, COEF, EXPONENT, SCALE),
-               _saturating_model, term_of={"alpha": "A0", "beta": "B0"})
+               _saturating_model, _additive_raw, term_of={"alpha": "A0", "beta": "B0"})
 
 
 LAWS: dict[str, LawSpec] = {spec.name: spec for spec in (
@@ -191,15 +230,4 @@ def build_law(name: str, widths) -> Law:
 def raw_params(law: Law, values: dict, centre: dict) -> dict:
     """The law as written (A, not A0): A = A0·N0^alpha, B = B0·E0^beta; the per-width a_w likewise in epochs.
     Returned for completeness (JSON); raw coefficients of 1e40 say nothing a reader can use."""
-    out = dict(values)
-    n0, e0 = centre.get("num_params"), centre.get("epochs")
-    if law.name in ("separable", "saturating"):
-        out["A"] = values["A0"] * n0 ** values["alpha"]
-        out["B"] = values["B0"] * e0 ** values["beta"]
-    elif law.name == "interaction":
-        out["N_c"] = n0 * values["A0"] ** (1.0 / values["alpha"]) if values["alpha"] > 0 else float("nan")
-        out["E_c"] = e0 * values["B0"] ** (1.0 / values["beta"])
-    elif law.name == "per_width":
-        for w in law.widths:
-            out[f"a[w={w:g}]"] = values[f"a0[w={w:g}]"] * e0 ** values["beta"]
-    return out
+    return {**values, **law.raw(law, values, centre)}

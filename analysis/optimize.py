@@ -82,7 +82,7 @@ def make_problem(law: Law, points: Points, y: np.ndarray, se: np.ndarray, epochs
 def _starts(law: Law, grids: list) -> np.ndarray:
     """Floors move together (one factor), coefficients share one value, each exponent and scale has its own
     values: 8 starts for the separable and interaction laws, 6 for per-width, 16 for saturating."""
-    exponent_values = _PER_WIDTH_EXPONENT_STARTS if law.widths else _EXPONENT_STARTS
+    exponent_values = _EXPONENT_STARTS if law.uses_num_params else _PER_WIDTH_EXPONENT_STARTS
     axes = [_FLOOR_STARTS]
     exponent_slots = [k for k, (kind, _) in enumerate(grids) if kind in ("exponent", "scale")]
     for k in exponent_slots:

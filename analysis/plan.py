@@ -62,9 +62,9 @@ def plan_cells(study: StudyAnalysis, widths=None, epochs=None, *, runs: int = 3,
     default_widths, default_epochs = default_candidates(study)
     widths, epochs = widths or default_widths, epochs or default_epochs
     chosen, fits, sizes = study.choice.fit, study.choice.fitted(), study.sizes
-    if chosen.law.widths:  # a per-width law cannot reach new widths: plan with the rule's choice among laws in N
+    if not chosen.law.uses_num_params:  # a per-width law cannot reach new widths: plan with the rule's choice among laws in N
         chosen, _ = study.choice.for_width(float("inf"), study.cells.width)
-    if chosen.law.widths:
+    if not chosen.law.uses_num_params:
         raise AnalysisError("only the per-width law could be fitted, and it cannot predict a width never run")
     target_draws = _draws(chosen, sizes, *target)
     have = {(float(w), float(e)) for w, e in zip(study.cells.width, study.cells.epochs)}
@@ -79,7 +79,7 @@ def plan_cells(study: StudyAnalysis, widths=None, epochs=None, *, runs: int = 3,
             rate = per_flop.get(float(w), per_flop.get("all", math.nan))
             predictions, chosen_draws = {}, None
             for fit in fits:
-                if fit.law.widths and float(w) not in {float(v) for v in fit.law.widths}:
+                if not fit.law.predicts_width(w):
                     continue
                 point, draws = predict_acc(fit, sizes.value("num_params", w)[0], e, w)
                 predictions[fit.name] = (float(point[0]), float(np.std(draws[:, 0], ddof=1)) if len(draws) > 1

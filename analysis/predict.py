@@ -90,11 +90,11 @@ def predict_cell(fit: FitResult, sizes: WidthSizes | None, width: float, epochs:
     if not (np.isfinite(width) and width > 0 and np.isfinite(epochs) and epochs > 0):
         raise AnalysisError(f"width and epochs must be positive numbers, got width={width}, epochs={epochs}")
     widths = np.unique(fit.cells.width)
-    if fit.law.widths and float(width) not in {float(w) for w in fit.law.widths}:
-        raise AnalysisError(f"the per_width law has no curve for width {width:g} (its widths: "
+    if not fit.law.predicts_width(width):
+        raise AnalysisError(f"the {fit.name} law has no curve for width {width:g} (its widths: "
                             f"{', '.join(f'{w:g}' for w in fit.law.widths)}): only a law in num_params can predict a width never run")
     num_params, source = (float("nan"), "")
-    if not fit.law.widths:
+    if fit.law.uses_num_params:
         if sizes is None:
             raise AnalysisError("a prediction in num_params needs the study's per-width sizes")
         num_params, source = sizes.value("num_params", width)

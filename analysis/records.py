@@ -24,16 +24,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from common.record import EXECUTION_FIELDS, METRIC, SCHEMA_VERSION, STATUSES
+
 from .errors import AnalysisError, NoRecordsError, RecordWarning
 
 __all__ = ["load", "LoadResult", "SCHEMA_VERSION", "EXECUTION_FIELDS", "METRIC", "STATUSES"]
 
-SCHEMA_VERSION = 1  # the record layout this reader is written for (results/README.md)
-METRIC = "ema_val_acc"  # the headline: final EMA test accuracy, a fraction in [0, 1]
-STATUSES = ("ok", "failed", "diverged")
-# Config fields that say where/how a run executed but cannot change its result; they never define a grid cell.
-# A mirror of speedrun.config.EXECUTION_FIELDS, because analysis must not import speedrun; a test compares the two.
-EXECUTION_FIELDS = frozenset({"device", "data_dir", "compile", "cuda_graph", "threads", "eval_batch_size"})
+# SCHEMA_VERSION (the record layout this reader is written for), METRIC (the headline), STATUSES and
+# EXECUTION_FIELDS (config fields that cannot change a result, so they never define a grid cell) are
+# common.record's: the trainer writes records with the same ones.
 _FIRST_COLUMNS = ("run_id", "study", "status", "width", "epochs", "seed", METRIC, "val_acc", "train_time_s",
                   "train_flops", "num_params")
 

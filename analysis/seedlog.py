@@ -1,33 +1,22 @@
 """The seed's own console output, read back: what hlb-CIFAR10 v0.3.0's `main.py` prints for its runs, turned into
 a reference sample that `compare` can test our runs against (the side-by-side of a GPU session).
 
-The seed prints one table row per epoch — `|  epoch  |  train_loss  | ... |  total_time_seconds  |` with epochs
-counted from 0 and ema_val_acc blank before the EMA starts — closes each run's table with a dashed line, and
-ends with `Mean and variance: (mean, var)` over its runs. A run counts once its closing line has been printed;
-a run cut off mid-table (a killed process) is left out and counted.
+The table is read by common.seedtable (the GPU proof reads it with the same parser); this module adds what a
+reference sample needs: at least one complete run, one epoch count, the final values present, and the seed's own
+closing mean agreeing with the runs read.
 """
 from __future__ import annotations
 
-import re
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
+
+from common.seedtable import SeedRun, SeedTableError, parse_seed_table
 
 from .errors import AnalysisError
 from .reference import load_reference
 
 __all__ = ["SeedRun", "SeedLog", "parse_seed_log", "read_seed_log", "seed_reference"]
-
-_COLUMNS = ("epoch", "train_loss", "val_loss", "train_acc", "val_acc", "ema_val_acc", "total_time_seconds")
-_SUMMARY = re.compile(r"^Mean and variance:\s*\(\s*([-+0-9.eE]+)\s*,\s*([-+0-9.eE]+)\s*\)\s*$")
-
-
-@dataclass(frozen=True)
-class SeedRun:
-    epochs: int  # table rows printed for the run
-    ema_val_acc: float  # final EMA test accuracy, a fraction
-    val_acc: float
-    train_time_s: float  # the seed's total_time_seconds: training only, CUDA-event timed
 
 
 @dataclass(frozen=True)
@@ -48,34 +37,16 @@ def read_seed_log(path: str | Path) -> SeedLog:
 def parse_seed_log(text: str, source: str = "the log") -> SeedLog:
     """Every complete run in the seed's output; raises AnalysisError when there is none, when the runs disagree
     on their epoch count, or when the seed's own closing mean disagrees with the runs read."""
-    runs: list[SeedRun] = []
-    rows: list[dict] = []  # the current run's rows
-    incomplete, stated = 0, None
-    for line in text.splitlines():
-        line = line.strip()
-        summary = _SUMMARY.match(line)
-        if summary:
-            stated = float(summary.group(1))
-            continue
-        if line and set(line) == {"-"}:  # a bar: closes the run whose rows precede it (or frames the header)
-            if rows:
-                runs.append(_finish(rows, source))
-                rows = []
-            continue
-        cells = _cells(line)
-        if cells is None:
-            continue
-        if cells[0] == "epoch":  # the header, printed once
-            if tuple(cells) != _COLUMNS:
-                raise AnalysisError(f"{source}: unexpected table columns {cells}; expected the v0.3.0 seed's "
-                                    f"{', '.join(_COLUMNS)}")
-            continue
-        row = _row(cells, line, source)
-        if rows and row["epoch"] <= rows[-1]["epoch"]:  # a new run began without the previous one closing
-            incomplete += 1
-            rows = []
-        rows.append(row)
-    incomplete += bool(rows)
+    try:
+        table = parse_seed_table(text, source)
+    except SeedTableError as exc:
+        raise AnalysisError(str(exc)) from None
+    runs, incomplete, stated = list(table.runs), table.incomplete, table.stated_mean
+    for run in runs:
+        missing = [name for name, value in (("ema_val_acc", run.ema_val_acc), ("val_acc", run.val_acc),
+                                            ("total_time_seconds", run.train_time_s)) if value is None]
+        if missing:  # the seed prints epochs from 0: a run's last row is epoch `epochs - 1`
+            raise AnalysisError(f"{source}: a run's last row (epoch {run.epochs - 1}) lacks {', '.join(missing)}")
     if not runs:
         raise AnalysisError(f"{source}: no complete run of the seed's table found ({incomplete} cut off); pass the "
                             "console output of hlb-CIFAR10's main.py")
@@ -129,31 +100,6 @@ def _seed_recipe() -> dict:
         return dict(load_reference().recipe)
     except AnalysisError:
         return {}
-
-
-def _cells(line: str) -> list[str] | None:
-    if not (line.startswith("|") and line.endswith("|")):
-        return None
-    return [c.strip() for c in line[1:-1].split("|")]
-
-
-def _row(cells: list[str], line: str, source: str) -> dict:
-    if len(cells) != len(_COLUMNS):
-        raise AnalysisError(f"{source}: a table row with {len(cells)} cells, expected {len(_COLUMNS)}: {line!r}")
-    try:
-        return {name: (int(cell) if name == "epoch" else float(cell)) if cell else None
-                for name, cell in zip(_COLUMNS, cells)}
-    except ValueError:
-        raise AnalysisError(f"{source}: cannot read the table row {line!r}") from None
-
-
-def _finish(rows: list[dict], source: str) -> SeedRun:
-    last = rows[-1]
-    missing = [c for c in ("ema_val_acc", "val_acc", "total_time_seconds") if last[c] is None]
-    if missing:
-        raise AnalysisError(f"{source}: a run's last row (epoch {last['epoch']}) lacks {', '.join(missing)}")
-    return SeedRun(epochs=len(rows), ema_val_acc=last["ema_val_acc"], val_acc=last["val_acc"],
-                   train_time_s=last["total_time_seconds"])
 
 
 def _std(values: list[float]) -> float | None:

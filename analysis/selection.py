@@ -59,9 +59,9 @@ class LawChoice:
         only and `width` is not in `widths_run`, the same rule among the laws in N, and `why` says so (empty when
         the chosen law predicts it). The report's checks and `analysis predict` both choose this way."""
         fit = self.fit
-        if fit is None or not fit.law.widths or float(width) in {float(w) for w in widths_run}:
+        if fit is None or fit.law.uses_num_params or float(width) in {float(w) for w in widths_run}:
             return fit, ""
-        other = self.among([f.name for f in self.fitted() if not f.law.widths])
+        other = self.among([f.name for f in self.fitted() if f.law.uses_num_params])
         if other.fit is None:
             return fit, ""  # nothing else can predict it: predict_cell says why
         return other.fit, (f"the chosen {self.chosen} law has a curve per fitted width only, so width {width:g} is "

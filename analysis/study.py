@@ -14,7 +14,7 @@ from .allocation import Allocation, Envelope, allocation_exponent, default_budge
 from .cells import Cells, cell_table
 from .checks import ReferenceCheck, joint_checks, predict_reference, read_checks, run_check
 from .comparison import EQUIVALENCE_MARGIN, Comparison, compare_cell
-from .errors import AnalysisError
+from .errors import AnalysisError, NotComputed
 from .holdout import HeldOut, holdout_checks
 from .progress import GridStatus, grid_status
 from .records import LoadResult, load
@@ -51,7 +51,7 @@ class StudyAnalysis:
     envelope_time: Envelope | None = None  # and per train_time_s budget (observed widths)
     allocation: Allocation | None = None  # the chosen law's allocation exponent, where it has one
     allocation_note: str = ""
-    comparison: Comparison | str | None = None  # with the published reference (or why not)
+    comparison: Comparison | NotComputed | None = None  # with the published reference (or why not)
     reference: Reference | None = None
     reference_check: ReferenceCheck | None = None  # the reference's cell predicted from the study, where it lacks it
     options: dict = field(default_factory=dict)
@@ -204,14 +204,14 @@ def _reference() -> Reference | None:
 
 def _compare(runs: pd.DataFrame, reference: Reference | None, margin: float):
     if reference is None:
-        return "no reference file"
+        return NotComputed("no reference file")
     here = (runs["width"] == reference.width) & (runs["epochs"] == reference.epochs)
     if not here.any():
         return None
     try:
         return compare_cell(runs, reference, margin=margin)
     except AnalysisError as exc:
-        return str(exc)
+        return NotComputed(str(exc))
 
 
 def held_out_of(analysis: StudyAnalysis, label: str) -> HeldOut | None:

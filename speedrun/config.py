@@ -12,6 +12,8 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+from common.record import EXECUTION_FIELDS
+
 from .runtime import precision_names
 from .whiten import METHODS as WHITEN_METHODS
 
@@ -21,9 +23,8 @@ __all__ = ["TrainConfig", "ConfigError", "Derived", "run_id", "EXECUTION_FIELDS"
 DEVICES = ("auto", "cpu", "cuda", "mps")  # "cuda:N" is accepted too
 DATA_SOURCES = ("cifar10", "synthetic")
 
-# Fields that say *where/how* a run executes but cannot change its result; they stay out of run_id so the
-# same run is recognised on another machine and results folders can be merged.
-EXECUTION_FIELDS = frozenset({"device", "data_dir", "compile", "cuda_graph", "threads", "eval_batch_size"})
+# EXECUTION_FIELDS (common.record): fields that say *where/how* a run executes but cannot change its result;
+# they stay out of run_id so the same run is recognised on another machine and results folders can be merged.
 
 # Fields added after run records were committed, each with the value that reproduces the behaviour those records
 # ran with. While a field holds that value it stays out of run_id, so every existing run keeps its id (a test

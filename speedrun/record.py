@@ -13,19 +13,10 @@ import torch
 from .config import Derived, TrainConfig, run_id
 from .flops import model_stats, train_flops
 from .runtime import device_name
-from .writer import strict_json
+from common.jsonfile import strict_json
+from common.record import RESULT_FIELDS, RUN_FIELDS, SCHEMA_VERSION, STATUSES
 
 __all__ = ["SCHEMA_VERSION", "STATUSES", "run_record", "failed_record", "provenance"]
-
-SCHEMA_VERSION = 1
-# ok: trained to the end. diverged: stopped at the end of the first epoch whose training loss was not finite;
-# a property of the config and seed (deterministic), so rerunning it gives the same. failed: did not finish.
-STATUSES = ("ok", "diverged", "failed")
-RESULT_FIELDS = ("ema_val_acc", "val_acc", "val_loss", "train_loss", "train_acc", "train_time_s", "compile_s",
-                 "wall_time_s")
-# What a run that never trained cannot know; null in failed records so every record has every field.
-RUN_FIELDS = ("device", "device_name", "precision", "train_flops", "flops_per_epoch", "train_images",
-              "test_images", "data_source", "steps", "ema_updates")
 
 
 def run_record(cfg: TrainConfig, *, history: list[dict], device: torch.device, precision: str, data,

@@ -2,10 +2,13 @@
 prints it and the studies' per-run logs hold it, so a log reads like a console."""
 from __future__ import annotations
 
+from common.seedtable import COLUMNS
+
 __all__ = ["EPOCH_COLUMNS", "epoch_header", "epoch_line"]
 
-# The reference's column names; total_time_seconds is the record's train_time_s (cumulative training time).
-EPOCH_COLUMNS = ("epoch", "train_loss", "val_loss", "train_acc", "val_acc", "ema_val_acc", "total_time_seconds")
+# The reference's column names (common.seedtable reads them back); total_time_seconds is the record's train_time_s
+# (cumulative training time).
+EPOCH_COLUMNS = COLUMNS
 _ROW_KEY = {"total_time_seconds": "train_time_s"}
 _WIDTH = 12
 

@@ -31,6 +31,9 @@ from dataclasses import dataclass, field
 
 import speedrun
 
+from common.pooling import SCHEDULER_PRIOR_DOF, moderated_variance
+from common.states import is_final_status
+
 from .predictor import Predictor, PredictorError
 from .spec import Adaptive, Run, Study
 from .store import StudyPaths
@@ -42,7 +45,8 @@ __all__ = ["CellState", "Replay", "replay", "decide", "Decision", "shrunk_sds", 
 # results/benchmarks/adaptive-seeds/, 100 replicates) a cell's own sd alone (0) left the worst cell at up to 2.4x
 # the target standard error on average; 5 kept it at 1.1-1.5x while still giving noisier cells more seeds; full
 # pooling (1000) ignores that the noise differs between cells, and fewer cells met the target when it did.
-PRIOR_DF = 5.0
+# common.pooling holds it beside the fit's value and says why the two differ.
+PRIOR_DF = SCHEDULER_PRIOR_DOF
 
 
 def _error_points(cell: "CellState") -> float:
@@ -146,9 +150,9 @@ def replay(study: Study, paths: StudyPaths, predictor: Predictor | None = None) 
     while True:
         chosen = [study.run_at({**cell, "seed": seed}) for cell, n in zip(cells, counts) for seed in study.seeds(n)]
         states = {r.run_id: final.get(r.run_id) or paths.read(r.run_id) for r in chosen}
-        final.update({rid: st for rid, st in states.items() if st.state in ("ok", "diverged")})
+        final.update({rid: st for rid, st in states.items() if is_final_status(st.state)})
         flops = sum(_flops(r) for r in chosen)
-        todo = [r for r in chosen if states[r.run_id].state not in ("ok", "diverged")]
+        todo = [r for r in chosen if not is_final_status(states[r.run_id].state)]
         if todo:
             return Replay(round_no, chosen, todo, decision, flops)
         cell_states = [_cell_state(study, cell, n, states) for cell, n in zip(cells, counts)]
@@ -227,7 +231,7 @@ def shrunk_sds(cells: list[CellState], prior_df: float = PRIOR_DF, noise: str = 
     num = sum(df * r ** 2 for df, r in zip(dfs, rel) if df >= 1)
     den = sum(df for df in dfs if df >= 1)
     pooled = num / den if den else math.inf
-    return [k * math.sqrt((df * r ** 2 + prior_df * pooled) / (df + prior_df)) if df >= 1 and den else
+    return [k * math.sqrt(moderated_variance(r ** 2, df, pooled, prior_df)) if df >= 1 and den else
             k * math.sqrt(pooled) for df, r, k in zip(dfs, rel, scale)]
 
 

@@ -23,7 +23,7 @@ from .devices import Slot, plan_slots
 from .spec import Study
 from .task import RunTask, execute_run, watch_scheduler
 
-__all__ = ["Pool", "InProcessPool", "LokyPool", "DaskPool", "BackendError", "BACKENDS", "backend_class"]
+__all__ = ["Pool", "InProcessPool", "LokyPool", "DaskPool", "BackendError", "BACKENDS", "backend_class", "default_backend"]
 
 
 class BackendError(RuntimeError):
@@ -35,6 +35,9 @@ class Pool(abc.ABC):
     (also used by --dry-run and status); instance side: hand out slots, run tasks, report what finished."""
 
     name: ClassVar[str]  # the --backend value
+    # Whether it sends runs to a cluster at --address; with --address and no --backend, the backend that does
+    # is the default, and without --address the first one that does not (default_backend).
+    uses_address: ClassVar[bool] = False
 
     def __init__(self, slots: list[Slot] | None):
         self._free = list(slots) if slots is not None else None  # None: no local limit, the cluster queues tasks
@@ -162,6 +165,7 @@ class InProcessPool(LokyPool):
 
 class DaskPool(Pool):
     name = "dask"
+    uses_address = True
 
     def __init__(self, address: str, study: str):
         super().__init__(None)
@@ -213,6 +217,12 @@ class DaskPool(Pool):
 
 # The registry: --backend NAME -> its Pool class (the first entry is the default).
 BACKENDS: dict[str, type[Pool]] = {cls.name: cls for cls in (LokyPool, DaskPool)}
+
+
+def default_backend(address: str | None) -> str:
+    """The backend `studies run` takes when no --backend is given: the table's first one that uses an --address
+    when one is given, else its first one that does not."""
+    return next(name for name, cls in BACKENDS.items() if cls.uses_address == bool(address))
 
 
 def backend_class(options) -> type[Pool]:

@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     from .devices import DeviceError, parse_devices
-    from .backends import BackendError
+    from .backends import BackendError, default_backend
     from .store import StoreError
     from .studyfile import StudyError, load_study
 
@@ -91,7 +91,8 @@ def _main(argv: list[str] | None) -> int:
     try:
         options = RunOptions(results=args.results, jobs=args.jobs,
                              devices=parse_devices(args.devices) if args.devices is not None else None,
-                             backend=args.backend or ("dask" if args.address else "loky"), address=args.address, data_dir=args.data_dir,
+                             backend=args.backend or default_backend(args.address), address=args.address,
+                             data_dir=args.data_dir,
                              dry_run=args.dry_run, progress=not args.no_progress, bench=not args.no_bench,
                              adaptive=args.adaptive)
         summary = run_study(study, options)

@@ -13,6 +13,8 @@ from typing import TextIO
 
 import speedrun
 
+from common.states import FINAL_STATUSES
+
 from .backends import Pool
 from .devices import Slot
 from .fsutil import is_disk_full
@@ -136,7 +138,7 @@ def _fail_from_here(study: Study, paths: StudyPaths, run: Run, error: str, attem
     if isinstance(held, LockInfo):  # a dask worker on another host may still hold it until its heartbeat expires
         return RunOutcome(run.run_id, "failed", attempts, error + " (no record written: its lock is still held)")
     try:
-        if paths.read(run.run_id).state in ("ok", "diverged"):
+        if paths.read(run.run_id).state in FINAL_STATUSES:
             return RunOutcome(run.run_id, "done")
         task = RunTask(study.name, run.run_id, run.config, str(paths.root), study.policy.retries, None)
         write_failed(paths, task, error, attempts)

@@ -12,8 +12,7 @@ import secrets
 import socket
 from pathlib import Path
 
-import speedrun
-from speedrun import fsync_dir
+from common.jsonfile import atomic_write, fsync_dir
 
 __all__ = ["host", "pid_alive", "temp_path", "temp_owner", "is_temp", "atomic_write_text", "fsync_dir",
            "is_disk_full", "DISK_FULL_ERRNOS"]
@@ -77,6 +76,6 @@ def is_disk_full(exc: BaseException) -> bool:
 
 def atomic_write_text(final: Path, text: str) -> None:
     """Write `text` to `final` so that readers see either the old file or the whole new one, never a part:
-    speedrun's one atomic writer (temp file, fsync, os.replace, fsync of the folder), with a temp name that
-    carries this process as its owner."""
-    speedrun.atomic_write_text(final, text, temp=temp_path(final))
+    the project's one atomic writer (common.jsonfile: temp file, fsync, os.replace, fsync of the folder), with a
+    temp name that carries this process as its owner."""
+    atomic_write(final, text, temp=temp_path(final))

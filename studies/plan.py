@@ -5,16 +5,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from common.states import FINAL_STATES, RECORD_STATUSES, STATE_NAMES, TODO_STATES, is_final_status, state_of_status
+
 from .spec import Run, Study
 from .store import StudyPaths
 
 __all__ = ["Plan", "plan_study", "plan_runs", "STATES", "FINAL"]
 
-# done: an ok record. diverged: a diverged record (final, like done: a rerun would diverge again). failed: a
-# failed record (run again). running: a live lock held by someone. corrupt: a record file that does not parse
-# (run again, replaced). pending: nothing yet.
-STATES = ("done", "diverged", "failed", "running", "corrupt", "pending")
-FINAL = ("done", "diverged")
+# The states, what puts a run in each and which are final or to do: common.states.RUN_STATES, one table.
+STATES = STATE_NAMES
+FINAL = FINAL_STATES
 
 
 @dataclass
@@ -34,7 +34,12 @@ class Plan:
     @property
     def todo(self) -> list[Run]:
         """Runs this scheduler should execute: everything not done and not running elsewhere."""
-        return [r for r in self.runs if self.state[r.run_id] in ("failed", "corrupt", "pending")]
+        return [r for r in self.runs if self.state[r.run_id] in TODO_STATES]
+
+    @property
+    def final(self) -> int:
+        """How many runs are final (done or diverged): never run again."""
+        return sum(self.count(s) for s in FINAL_STATES)
 
 
 def plan_study(study: Study, paths: StudyPaths) -> Plan:
@@ -48,15 +53,13 @@ def plan_runs(study: Study, paths: StudyPaths, runs: list[Run]) -> Plan:
         rec = paths.read(run.run_id)
         lock = paths.lock(run.run_id)
         live = lock is not None and lock.stale_reason() is None
-        if rec.state == "ok":
-            plan.state[run.run_id] = "done"
-        elif rec.state == "diverged":
-            plan.state[run.run_id] = "diverged"
+        if is_final_status(rec.state):  # an ok or diverged record: final, whoever holds a lock
+            plan.state[run.run_id] = state_of_status(rec.state)
         elif live:
             plan.state[run.run_id] = "running"
             plan.holder[run.run_id] = lock.describe()
-        elif rec.state == "failed":
-            plan.state[run.run_id] = "failed"
+        elif rec.state in RECORD_STATUSES:
+            plan.state[run.run_id] = state_of_status(rec.state)
         elif rec.state == "corrupt":
             plan.state[run.run_id] = "corrupt"
             plan.problems.append(f"{rec.problem}; treated as not done, it will be run again")

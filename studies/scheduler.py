@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass
 from typing import TextIO
 
+from common.states import DRY_RUN_WORDS
+
 from .backends import BACKENDS, Pool, backend_class
 from .estimate import plan_cost
 from .execute import Summary, execute_runs
@@ -55,7 +57,7 @@ def run_study(study: Study, options: RunOptions, *, out: TextIO | None = None, e
         _print_dry_run(plan, out)
         for line in plan_cost(plan, slots, options.results, bench=options.bench).lines():
             print(line, file=out)
-        return Summary(study.name, skipped=plan.count("done") + plan.count("diverged"),
+        return Summary(study.name, skipped=plan.final,
                        elsewhere=plan.count("running"))
 
     summary = Summary(study.name)
@@ -91,7 +93,7 @@ def _run_grid(study: Study, options: RunOptions, paths: StudyPaths, pool: Pool, 
     for problem in plan.problems:
         print(f"warning: {problem}", file=err)
     # A diverged record is final too (a rerun would diverge again): skipped like a done run.
-    summary.skipped = plan.count("done") + plan.count("diverged")
+    summary.skipped = plan.final
     summary.elsewhere, todo = plan.count("running"), plan.todo
     print(f"{study.name}: {len(plan.runs)} runs — {summary.skipped} done, {summary.elsewhere} running elsewhere, "
           f"{len(todo)} to run on {where}; results in {paths.root}", file=err)
@@ -103,13 +105,11 @@ def _run_grid(study: Study, options: RunOptions, paths: StudyPaths, pool: Pool, 
 
 
 def _print_dry_run(plan: Plan, out: TextIO) -> None:
-    words = {"done": "done", "diverged": "diverged (final)", "failed": "to run (failed before)",
-             "running": "running elsewhere", "corrupt": "to run (unreadable record)", "pending": "to run"}
     print(f"{plan.study.name}: {len(plan.runs)} runs — {plan.count('done')} done, {plan.count('running')} running "
           f"elsewhere, {len(plan.todo)} to run (dry run: nothing is executed)", file=out)
     for run in plan.runs:
         state = plan.state[run.run_id]
         holder = f" [{plan.holder[run.run_id]}]" if state == "running" else ""
-        print(f"  {words[state]:<26} {run.run_id}  {run.label()}{holder}", file=out)
+        print(f"  {DRY_RUN_WORDS[state]:<26} {run.run_id}  {run.label()}{holder}", file=out)
     for problem in plan.problems:
         print(f"  warning: {problem}", file=out)

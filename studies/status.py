@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 import speedrun
 from tqdm import tqdm
 
+from common.states import FINAL_STATES
+
 from .devices import Slot, plan_slots
 from .estimate import Cost, plan_cost
 from .adaptive import replay
@@ -74,7 +76,7 @@ def study_status(study: Study, results: str = "results", *, slots: list[Slot] | 
         cell = cells.setdefault(key, CellStatus(dict(zip(study.cell_fields, key))))
         state = plan.state[run.run_id]
         estimate = speedrun.train_flops(run.config)
-        if state in ("done", "diverged"):  # a diverged run spent compute up to the epoch it stopped at
+        if state in FINAL_STATES:  # a diverged run spent compute up to the epoch it stopped at
             setattr(cell, state, getattr(cell, state) + 1)
             cell.flops_done += int(plan.records[run.run_id].get("train_flops") or estimate)
             continue

@@ -16,16 +16,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import speedrun
+from common.jsonfile import json_text, strict_json
+from common.states import RECORD_STATUSES
 
 from .fsutil import DISK_FULL_ERRNOS, atomic_write_text, host, is_temp, pid_alive, temp_owner, temp_path
 from .locks import LOCK_TTL_S, LockInfo, break_if_stale, read_lock
 
 __all__ = ["StudyPaths", "RecordState", "StoreError", "RECORD_STATUSES", "MIN_FREE_BYTES"]
-
-# A record's `status` (results/README.md). diverged: training stopped at the first epoch whose loss was not finite;
-# the record is final (training is deterministic, so a rerun would diverge again).
-RECORD_STATUSES = ("ok", "failed", "diverged")
 
 _FOREIGN_TEMP_AGE_S = 600.0  # a temp file of another host older than this is a leftover (writes take ms)
 _PROBE_BYTES = 64 * 1024  # about the size of a large record: enough to notice a full disk
@@ -185,7 +182,7 @@ class StudyPaths:
     # --- writing
     def write_record(self, record: dict) -> Path:
         path = self.record_path(record["run_id"])
-        atomic_write_text(path, speedrun.json_text(speedrun.strict_json(record)))  # strict JSON: null, never NaN
+        atomic_write_text(path, json_text(strict_json(record)))  # strict JSON: null, never NaN
         return path
 
 

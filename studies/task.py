@@ -23,6 +23,8 @@ from pathlib import Path
 import speedrun
 from speedrun import TrainConfig
 
+from common.states import FINAL_STATUSES, is_final_status
+
 from .fsutil import host, is_disk_full, pid_alive
 from .locks import HEARTBEAT_S, Claim, LockInfo, claim
 from .logfile import KILLED_PREFIX, RunLog
@@ -89,7 +91,7 @@ def _execute(task: RunTask) -> RunOutcome:
     beat.start()
     try:
         # Checked under the lock: an ok or diverged record written by whoever held the lock before us is final.
-        if paths.read(task.run_id).state in ("ok", "diverged"):
+        if paths.read(task.run_id).state in FINAL_STATUSES:
             return RunOutcome(task.run_id, "done")
         return _attempts(task, paths, held, beat)
     finally:
@@ -122,7 +124,7 @@ def _attempts(task: RunTask, paths: StudyPaths, held: Claim, beat: "_Heartbeat")
                 finally:
                     if watchdog is not None:
                         watchdog.cancel()
-                if record.get("status") not in ("ok", "diverged"):  # a failure reported, not raised: the same
+                if not is_final_status(record.get("status")):  # a failure reported, not raised: the same
                     raise RuntimeError(record.get("error") or f"train() returned status {record.get('status')!r}")
             except LockLost as e:
                 log.note(f"stopped: {e}")

@@ -1,4 +1,6 @@
-"""Import direction (README.md, Layout): studies → speedrun; analysis → nothing of ours. Checked on the source's AST."""
+"""Import direction (README.md, Layout): studies → speedrun; analysis → nothing of ours but `common`; `common` (the
+shared floor every package may import) → nothing of ours, no torch, only the stdlib and scipy. Checked on the
+source's AST."""
 import ast
 import subprocess
 import sys
@@ -8,6 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 ALLOWED_THIRD_PARTY = {"numpy", "pandas", "scipy", "matplotlib", "joblib", "threadpoolctl", "tomli"}
+COMMON_THIRD_PARTY = {"scipy"}  # imported inside the functions that compute a p-value, never at import
 
 
 def imported_modules(package: Path):
@@ -35,11 +38,61 @@ def _package(name: str) -> Path:
 
 def test_analysis_imports_only_stdlib_and_its_allowed_dependencies():
     package = _package("analysis")
-    bad = [(p.name, m) for p, m in imported_modules(package)
-           if m not in sys.stdlib_module_names and m not in ALLOWED_THIRD_PARTY and m != "__future__"]
-    assert not bad, f"analysis/ may import only the stdlib and {sorted(ALLOWED_THIRD_PARTY)}; found {bad}"
+    bad = [(p.name, m) for p, m in imported_modules(package) if m not in sys.stdlib_module_names
+           and m not in ALLOWED_THIRD_PARTY and m not in ("__future__", "common")]
+    assert not bad, f"analysis/ may import only the stdlib, common and {sorted(ALLOWED_THIRD_PARTY)}; found {bad}"
     forbidden = {"torch", "torchvision", "speedrun", "studies"}
     assert not [(p.name, m) for p, m in imported_modules(package) if m in forbidden]
+
+
+def test_common_imports_only_the_stdlib_and_scipy():
+    package = _package("common")
+    bad = [(p.name, m) for p, m in imported_modules(package)
+           if m not in sys.stdlib_module_names and m not in COMMON_THIRD_PARTY and m not in ("__future__", "common")]
+    assert not bad, (f"common/ may import only the stdlib and {sorted(COMMON_THIRD_PARTY)} (every package imports "
+                     f"it, the torch-free analysis and GPU proof too); found {bad}")
+
+
+def test_importing_common_loads_nothing_heavy_and_runs_nothing():
+    code = ("import sys, pkgutil, importlib, common; "
+            "[importlib.import_module('common.' + m.name) for m in pkgutil.iter_modules(common.__path__)]; "
+            "bad = [m for m in ('torch', 'numpy', 'pandas', 'scipy', 'speedrun', 'studies', 'analysis') "
+            "if m in sys.modules]; assert not bad, bad")
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 0 and not run.stderr, run.stderr
+
+
+@pytest.mark.parametrize("package", ["speedrun", "studies", "analysis"])
+def test_every_package_takes_the_shared_facts_from_common(package):
+    """The facts that had twins (record constants, JSON writing, run states, seed table, Welch, pooling) have one
+    home: no package defines them again."""
+    twins = {"SCHEMA_VERSION", "RECORD_STATUSES", "RESULT_FIELDS", "EXECUTION_FIELDS", "STATUSES", "FINAL",
+             "STATES", "PRIOR_DOF", "PRIOR_DF", "COLUMNS", "_COLUMNS", "EPOCH_COLUMNS", "ALPHA", "MARGIN",
+             "EQUIVALENCE_MARGIN"}
+    defs = {"strict_json", "json_text", "atomic_write_text", "fsync_dir", "_welch_parts", "_cells", "_row"}
+    found = []
+    for path in sorted(_package(package).rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in tree.body:
+            if isinstance(node, ast.Assign):
+                for target in node.targets:
+                    name = getattr(target, "id", None)
+                    if name in twins and not _is_name_from_common(node.value):
+                        found.append((path.name, name))
+            elif isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name in defs and not _delegates(node):
+                found.append((path.name, node.name))
+    assert not found, f"{package}/ defines again what common/ holds: {found}"
+
+
+def _delegates(node) -> bool:
+    """A wrapper that hands the work to common's writer (studies' owner-tagged temp names), not a second writer."""
+    return any(isinstance(n, ast.Call) and getattr(n.func, "id", None) == "atomic_write" for n in ast.walk(node))
+
+
+def _is_name_from_common(value) -> bool:
+    """`X = NAME` or `X = f(NAME ...)`: a re-export or a derivation of an imported name, not a literal twin."""
+    return not isinstance(value, (ast.Constant, ast.Tuple, ast.List, ast.Set, ast.Dict)) and not (
+        isinstance(value, ast.Call) and getattr(value.func, "id", None) == "frozenset")
 
 
 def test_studies_does_not_import_analysis():

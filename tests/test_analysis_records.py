@@ -120,15 +120,20 @@ def test_flops_per_epoch_is_read_or_derived_in_one_place(tmp_path):
     assert frame.loc[20, "flops_per_epoch"] == old["train_flops"] / 20 == new["flops_per_epoch"]
 
 
-def test_execution_fields_mirror_speedrun():
-    """analysis may not import speedrun, so it keeps a copy of EXECUTION_FIELDS; this keeps the two equal."""
-    speedrun = pytest.importorskip("speedrun")
-    from analysis.records import EXECUTION_FIELDS
-
-    assert EXECUTION_FIELDS == speedrun.EXECUTION_FIELDS
+def test_record_facts_are_one_object_for_writer_and_reader():
+    """The trainer writes records and analysis reads them with common.record's constants: the same objects, not
+    copies that a test keeps equal."""
+    import common.record
+    import analysis.records
     import analysis.testing
 
-    assert analysis.testing.EXECUTION_FIELDS is EXECUTION_FIELDS  # one copy inside analysis
+    speedrun = pytest.importorskip("speedrun")
+    import speedrun.record
+
+    assert analysis.records.EXECUTION_FIELDS is speedrun.EXECUTION_FIELDS is common.record.EXECUTION_FIELDS
+    assert analysis.testing.EXECUTION_FIELDS is common.record.EXECUTION_FIELDS
+    assert analysis.records.SCHEMA_VERSION == speedrun.record.SCHEMA_VERSION == common.record.SCHEMA_VERSION
+    assert analysis.records.STATUSES is speedrun.STATUSES is common.record.STATUSES
 
 
 def test_duplicate_run_id_is_kept_once(tmp_path):

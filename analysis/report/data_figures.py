@@ -59,7 +59,7 @@ def plot_accuracy_vs_epochs(ax: Axes, table: pd.DataFrame, runs: pd.DataFrame | 
             ax.scatter(these["epochs"] * shift * 1.012, 100 * these[METRIC], s=12, marker="_", color=palette[width],
                        zorder=2)
             values.append(100 * these[METRIC].to_numpy(dtype=float))
-        if fit is not None and (not fit.law.widths or width in fit.law.widths):
+        if fit is not None and fit.law.predicts_width(width):
             grid = np.geomspace(cell["epochs"].min(), cell["epochs"].max(), 60)
             size = cell["num_params"].iloc[0] if "num_params" in cell else np.nan
             curve = 1.0 - fit.predict_error(size, grid, width)[0]
@@ -89,7 +89,7 @@ def plot_error_vs_flops(ax: Axes, table: pd.DataFrame, fit: FitResult | None = N
         cell = cell.sort_values("epochs")
         ax.errorbar(cell["train_flops"], 1 - cell["mean"], yerr=np.nan_to_num(cell["sem"].to_numpy(dtype=float)),
                     fmt="o", ms=4, capsize=2, color=palette[width], label=f"width={width:g}", zorder=3)
-        if fit is not None and (not fit.law.widths or width in fit.law.widths):
+        if fit is not None and fit.law.predicts_width(width):
             grid = np.geomspace(cell["epochs"].min(), cell["epochs"].max(), 40)
             per_epoch = float(cell["train_flops"].iloc[0] / cell["epochs"].iloc[0])
             size = cell["num_params"].iloc[0] if "num_params" in cell else np.nan

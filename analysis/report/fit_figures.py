@@ -125,7 +125,7 @@ def plot_checks(ax: Axes, checks: list, fits: dict, table: pd.DataFrame, sizes: 
         grid = np.geomspace(float(table["epochs"].min()), float(last), 80)
         size = sizes.value("num_params", width)[0]
         for fit in laws:
-            if fit.law.widths and width not in {float(w) for w in fit.law.widths}:
+            if not fit.law.predicts_width(width):
                 continue  # a curve per fitted width only: it has none here
             point, draws = fit.predict_error(size, grid, width)
             curve = 100 * (1.0 - point)

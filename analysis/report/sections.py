@@ -8,9 +8,11 @@ import pandas as pd
 
 from ..allocation import pareto_frontier
 from ..cells import Cells, noise_scaling
+from ..errors import NotComputed
 from ..fits import NOT_IDENTIFIED, FitResult
 from ..holdout import z_text
 from ..optimize import HUBER_DELTA
+from ..provenance import trainer_lines
 from ..records import METRIC
 from ..study import StudyAnalysis
 from .markdown import fmt, format_aggregate, format_cv, format_law_params, markdown_table, pct
@@ -33,7 +35,7 @@ def provenance_section(a: StudyAnalysis) -> list[str]:
             lines.append(f"- {label}: {', '.join(values[:8])}{' …' if len(values) > 8 else ''}")
     if "git_dirty" in ok and ok["git_dirty"].fillna(False).astype(bool).any():
         lines.append(f"- {int(ok['git_dirty'].fillna(False).astype(bool).sum())} runs came from a dirty work tree")
-    return lines + [""]
+    return lines + trainer_lines(ok) + [""]
 
 
 def runs_section(a: StudyAnalysis) -> list[str]:
@@ -98,7 +100,7 @@ def laws_section(a: StudyAnalysis) -> list[str]:
     for name, fit in a.choice.fits.items():
         if not isinstance(fit, FitResult):
             continue
-        centre = (f"N0 = {fit.centre['num_params']:.4g} parameters, " if not fit.law.widths else "") + \
+        centre = (f"N0 = {fit.centre['num_params']:.4g} parameters, " if fit.law.uses_num_params else "") + \
             f"E0 = {fit.centre['epochs']:.3g} epochs"
         lines += [f"### {name}: `{fit.law.formula}`", "",
                   f"{fit.n_runs} runs in {fit.n_cells} cells; centre {centre}; {fit.n_boot} bootstrap draws.", "",
@@ -207,7 +209,7 @@ def _alternatives(a: StudyAnalysis, r, which: str | None = None, own: str = "the
         cv = f"{score.rmse:.3g}" if score is not None and np.isfinite(score.mse) else "—"
         misfit = (f"p = {fit.lack_of_fit_p:.2g}" + (" (misses)" if fit.misses_cells else "")
                   if isinstance(fit, FitResult) and math.isfinite(fit.lack_of_fit_p) else "—")
-        if isinstance(p, str):
+        if isinstance(p, NotComputed):
             rows.append({"law": name, "predicted mean (%)": "—", "95% CI of the mean (%)": f"not computed: {p}",
                          "CV RMSE (points)": cv, "χ² lack of fit": misfit, "not identified": "—", "z": "—"})
             continue
@@ -275,8 +277,8 @@ def comparison_section(a: StudyAnalysis) -> list[str]:
         lines += _reference_prediction(a)
         return lines + ([""] if lines[-1] else [])
     lines += [f"Reference: {ref.name} — {ref.source}; {ref.provenance} values, {ref.hardware}, n = {ref.n}.", ""]
-    if isinstance(result, str):
-        return lines + [f"Not computed: {result}", ""]
+    if isinstance(result, NotComputed):
+        return lines + [f"Not computed: {result.reason}", ""]
     return lines + [f"- {result.summary()}",
                     f"- Welch's 95% interval of (ours − reference), in points; TOST with margin ±{100 * result.margin:.2g} "
                     "points: 'reproduced' only when that equivalence is shown.", ""]

@@ -11,6 +11,7 @@ import numpy as np
 from scipy import stats
 
 from ..cells import noise_scaling
+from ..errors import NotComputed
 from ..fits import NOT_IDENTIFIED, FitResult
 from ..holdout import z_text
 from ..study import StudyAnalysis, cells_missing_from_fits, held_out_of
@@ -84,7 +85,7 @@ def summary_lines(a: StudyAnalysis) -> list[str]:
         lines.append(f"- **Checks together** (each law tested once on all the checks it predicts, their correlation "
                      f"through the one fit included): {_joint_text(a)}")
     lines.append(f"- **Compute-optimal allocation**: {_allocation_text(a)}")
-    if a.comparison is not None and not isinstance(a.comparison, str):
+    if a.comparison is not None and not isinstance(a.comparison, NotComputed):
         lines.append(f"- **Reproduction** of {a.reference.name}: {a.comparison.verdict}.")
     if a.reference_check is not None and a.reference_check.prediction is not None:
         lines.append(f"- **Published reference**: {_reference_text(a.reference_check)}{_other_laws(a, a.reference_check)}")
@@ -240,7 +241,7 @@ def _other_laws(a: StudyAnalysis, r) -> str:
         return ""
     parts = []
     for name, p in r.alternatives:
-        if isinstance(p, str):
+        if isinstance(p, NotComputed):
             continue
         fit = a.choice.fits.get(name)
         misses = isinstance(fit, FitResult) and fit.misses_cells
@@ -281,7 +282,7 @@ def _cannot(a: StudyAnalysis) -> list[str]:
         lines.append(f"- The {fit.name} law's {', '.join(fit.not_identified)} {'is' if len(fit.not_identified) == 1 else 'are'} "
                      f"{NOT_IDENTIFIED}: nothing here rests on {'it' if len(fit.not_identified) == 1 else 'them'} "
                      "unless marked.")
-    if fit is not None and fit.law.widths:
+    if fit is not None and not fit.law.uses_num_params:
         lines.append("- The chosen law has a curve per width and no width exponent: it says nothing about widths "
                      "not run.")
     if a.cells is not None:

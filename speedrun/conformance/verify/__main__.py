@@ -34,7 +34,7 @@ from ...writer import atomic_write_text, strict_json, write_json
 from .arms import prepare_seed
 from .plan import FAST_MODES, Plan, dry_plan, gpu_plan
 from .report import report_markdown
-from .seedtable import parse_seed_table
+from .seedtable import SeedTableError, parse_seed_table
 from .stages import Clock, Log, environment, nvidia_smi, run_child
 from .stats import arm_summary, time_ratio, tost, welch
 
@@ -163,7 +163,11 @@ class Proof:
                        "--first-seed", "1000" if arm == "seed-2" else "500", *self.plan.train_flags]
             cwd = ROOT
         outcome = run_child(cmd, limit_s=limit, log=self.log, cwd=cwd, env=self.env, tee=self.out / "seed.log")
-        finished, partial_rows = parse_seed_table(outcome.output)
+        try:
+            finished, partial_rows = parse_seed_table(outcome.output)
+        except SeedTableError as e:  # an unreadable table counts no run, and says why in the summary
+            finished, partial_rows = [], 0
+            self.log(f"{arm}: {e}")
         self.arm_runs[arm] = [dict(ema_val_acc=r.ema_val_acc, train_time_s=r.train_time_s,
                                    first_in_process=i == 0) for i, r in enumerate(finished)]
         self.summary["arms"][arm] = dict(kind=self.plan.seed_arm, status=outcome.status, runs_planned=runs,

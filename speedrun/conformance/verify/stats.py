@@ -1,15 +1,16 @@
 """The side-by-side's statistics: per-arm summaries, Welch's t-test and a two one-sided tests equivalence check
-(TOST, Welch form) on final EMA accuracy, and the time ratio. scipy only (no analysis package: it needs more
-than the GPU machine has)."""
+(TOST, Welch form) on final EMA accuracy, and the time ratio. The tests' arithmetic is common.welch's, the same
+that analysis's `compare` uses (this proof cannot load the analysis package: it needs more than the GPU machine
+has)."""
 from __future__ import annotations
 
-import math
 import statistics
+
+from common.welch import ALPHA, EQUIVALENCE_MARGIN, tost_p, welch as welch_parts, welch_interval, welch_p
 
 __all__ = ["MARGIN", "ALPHA", "arm_summary", "welch", "tost", "time_ratio"]
 
-MARGIN = 0.002  # equivalence margin on accuracy: ±0.2 points (accuracies are fractions)
-ALPHA = 0.05
+MARGIN = EQUIVALENCE_MARGIN  # ±0.2 points on accuracy (a fraction), as analysis's `compare`
 
 
 def arm_summary(runs: list[dict]) -> dict:
@@ -23,27 +24,14 @@ def arm_summary(runs: list[dict]) -> dict:
                 ema_val_acc=accs, train_time_s=timed)
 
 
-def _welch_parts(a: list[float], b: list[float]):
-    va, vb = statistics.variance(a), statistics.variance(b)
-    se2 = va / len(a) + vb / len(b)
-    if se2 <= 0:
-        return None
-    df = se2 ** 2 / ((va / len(a)) ** 2 / (len(a) - 1) + (vb / len(b)) ** 2 / (len(b) - 1))
-    return statistics.fmean(a) - statistics.fmean(b), math.sqrt(se2), df
-
-
 def welch(a: list[float], b: list[float]) -> dict:
     """Welch's two-sided t-test of mean(a) = mean(b); `p > ALPHA` means no difference was detected."""
     if len(a) < 2 or len(b) < 2:
         return dict(p=None, why=f"needs 2 or more runs on each side (have {len(a)} and {len(b)})")
-    parts = _welch_parts(a, b)
+    parts = welch_parts(a, b)
     if parts is None:
         return dict(p=None, why="both samples are constant")
-    from scipy import stats
-
-    diff, se, df = parts
-    t = diff / se
-    return dict(diff=diff, t=t, df=df, p=float(2 * stats.t.sf(abs(t), df)))
+    return dict(diff=parts.diff, t=parts.t, df=parts.df, p=welch_p(parts))
 
 
 def tost(a: list[float], b: list[float], margin: float = MARGIN) -> dict:
@@ -51,17 +39,12 @@ def tost(a: list[float], b: list[float], margin: float = MARGIN) -> dict:
     the larger one-sided p), i.e. when the 90% interval of the difference lies inside ±margin."""
     if len(a) < 2 or len(b) < 2:
         return dict(p=None, equivalent=None, why=f"needs 2 or more runs on each side (have {len(a)} and {len(b)})")
-    parts = _welch_parts(a, b)
+    parts = welch_parts(a, b)
     if parts is None:
         return dict(p=None, equivalent=None, why="both samples are constant")
-    from scipy import stats
-
-    diff, se, df = parts
-    p_low = float(stats.t.sf((diff + margin) / se, df))  # H0: diff <= -margin
-    p_high = float(stats.t.cdf((diff - margin) / se, df))  # H0: diff >= +margin
-    half = float(stats.t.ppf(1 - ALPHA, df)) * se
-    p = max(p_low, p_high)
-    return dict(diff=diff, margin=margin, df=df, p=p, ci90=(diff - half, diff + half), equivalent=p < ALPHA)
+    p = tost_p(parts, margin)
+    return dict(diff=parts.diff, margin=margin, df=parts.df, p=p, ci90=welch_interval(parts, 1 - 2 * ALPHA),
+                equivalent=p < ALPHA)
 
 
 def time_ratio(ours: dict, seed: dict) -> float | None:
