@@ -221,7 +221,9 @@ class StepProgram:
         if self.device.type == "cuda":  # warm up on a side stream, as CUDA graph capture requires ...
             side = torch.cuda.Stream(self.device)
             side.wait_stream(torch.cuda.current_stream(self.device))
-            with torch.cuda.stream(side):
+            # (train() and bench() have bound the process to self.device already; a caller that has not still
+            # captures on the right card: torch.cuda.graph syncs the current device)
+            with torch.cuda.device(self.device), torch.cuda.stream(side):
                 for _ in range(WARMUP_STEPS):
                     self._run_body()
             if self.cfg.cuda_graph:
@@ -230,7 +232,8 @@ class StepProgram:
                         q.grad = None
                 graph = torch.cuda.CUDAGraph()
                 # ... and capture on that same stream: the libraries' handles and workspaces for it exist already
-                with _dynamo_limits() if self.cfg.compile else nullcontext(), torch.cuda.graph(graph, stream=side):
+                with _dynamo_limits() if self.cfg.compile else nullcontext(), torch.cuda.device(self.device), \
+                        torch.cuda.graph(graph, stream=side):
                     self._body()
                 self.graph = graph
             torch.cuda.current_stream(self.device).wait_stream(side)
