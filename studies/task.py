@@ -28,7 +28,8 @@ from .locks import HEARTBEAT_S, Claim, LockInfo, claim
 from .logfile import KILLED_PREFIX, RunLog
 from .store import StudyPaths
 
-__all__ = ["RunTask", "RunOutcome", "execute_run", "watch_scheduler", "RunTimeout", "LockLost", "KILLED_EXIT"]
+__all__ = ["RunTask", "RunOutcome", "execute_run", "watch_scheduler", "log_stderr", "RunTimeout", "LockLost",
+           "KILLED_EXIT"]
 
 KILLED_EXIT = 75  # exit status of a worker ended by the watchdog
 
@@ -167,7 +168,7 @@ def watch_scheduler(pid: int) -> None:
     def loop() -> None:
         while pid_alive(pid):
             time.sleep(1.0)
-        _log_stderr(f"scheduler pid {pid} is gone; worker {os.getpid()} exits")
+        log_stderr(f"scheduler pid {pid} is gone; worker {os.getpid()} exits")
         os._exit(70)
 
     threading.Thread(target=loop, name="studies-watch-scheduler", daemon=True).start()
@@ -212,7 +213,7 @@ class _Watchdog:
         except OSError:
             pass  # the scheduler then reports a dead worker without the reason; the log note below may still land
         self.log.note(f"{KILLED_PREFIX}{reason}")
-        _log_stderr(f"run {t.run_id}: attempt {self.attempt} ran {t.kill_grace_s:g}s past timeout_s; ending worker")
+        log_stderr(f"run {t.run_id}: attempt {self.attempt} ran {t.kill_grace_s:g}s past timeout_s; ending worker")
         os._exit(KILLED_EXIT)
 
 
@@ -240,7 +241,8 @@ class _Heartbeat:
                     self.lost = True
 
 
-def _log_stderr(message: str) -> None:
+def log_stderr(message: str) -> None:
+    """One stamped line on this process's stderr (a worker's goes to the scheduler's terminal)."""
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     try:
         os.write(2, f"[studies {host()}:{os.getpid()} {stamp}] {message}\n".encode())
