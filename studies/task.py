@@ -27,7 +27,6 @@ from pathlib import Path
 
 import speedrun
 from speedrun import TrainConfig
-from speedrun.failures import failure_kind, free_device_memory
 
 from .fsutil import host, is_disk_full, pid_alive
 from .locks import HEARTBEAT_S, Claim, LockInfo, claim
@@ -141,9 +140,9 @@ def _attempts(task: RunTask, paths: StudyPaths, held: Claim, beat: "_Heartbeat")
                     raise  # the log could not be written: not the run's fault, and no retry can fix it
                 error = _one_line(e)
                 log.failure(error, traceback.format_exc())
-                kind = failure_kind(e)
+                kind = speedrun.failure_kind(e)
                 if kind == "oom":
-                    free_device_memory()
+                    speedrun.free_device_memory()
                     log.note("out of memory: freed this process's compiled steps, cached data and allocator cache "
                              "before the next attempt")
                 elif kind is not None:  # the GPU context may be unusable: no attempt may run in this process
