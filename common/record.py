@@ -13,7 +13,7 @@ STATUSES = RECORD_STATUSES  # "ok", "diverged", "failed": see common.states
 
 # The results of a run that trained (null in a failed record, whose run never got there).
 RESULT_FIELDS = ("ema_val_acc", "val_acc", "val_loss", "train_loss", "train_acc", "train_time_s", "compile_s",
-                 "wall_time_s")
+                 "warmup_s", "wall_time_s")
 # What a run that never trained cannot know; null in failed records so every record has every field.
 RUN_FIELDS = ("device", "device_name", "precision", "train_flops", "flops_per_epoch", "train_images",
               "test_images", "data_source", "steps", "ema_updates")

@@ -7,6 +7,7 @@ seed's own code, which the trainer never imports (speedrun/README.md says more, 
 from .cli import exit_status
 from .config import EXECUTION_FIELDS, ConfigError, Derived, TrainConfig, run_id
 from .data import DataError
+from .failures import failure_kind, free_device_memory
 from .flops import model_stats, train_flops
 from .record import STATUSES, failed_record
 from .runtime import PRECISIONS, device_name
@@ -19,4 +20,5 @@ __version__ = "0.1.0"
 __all__ = ["TrainConfig", "ConfigError", "Derived", "DataError", "EXECUTION_FIELDS", "PRECISIONS", "STATUSES",
            "device_name", "train", "run_id", "model_stats", "train_flops", "failed_record",
            "atomic_write_text", "write_json", "json_text", "strict_json", "fsync_dir",
-           "EPOCH_COLUMNS", "epoch_header", "epoch_line", "exit_status", "__version__"]
+           "EPOCH_COLUMNS", "epoch_header", "epoch_line", "exit_status", "failure_kind", "free_device_memory",
+           "__version__"]

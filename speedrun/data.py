@@ -16,7 +16,7 @@ import torch
 
 from .whiten import METHODS, whitening_filters
 
-__all__ = ["DataError", "Dataset", "resolve_data_dir", "verify", "load_numpy", "get_dataset",
+__all__ = ["DataError", "Dataset", "resolve_data_dir", "verify", "load_numpy", "get_dataset", "clear_datasets",
            "MEAN", "STD", "FILES"]
 
 MEAN = (0.4913997551666284, 0.48215855929893703, 0.4465309133731618)
@@ -159,6 +159,11 @@ class Dataset:
 
 _CACHE: dict[tuple, Dataset] = {}
 _CACHE_SIZE = 2  # datasets kept per process (each run after the first reuses what is already on the device)
+
+
+def clear_datasets() -> None:
+    """Forget every data set this process keeps (after an out-of-memory error: they hold device memory)."""
+    _CACHE.clear()
 
 
 def get_dataset(source: str, data_dir: str | None, train_subset: int | None, test_subset: int | None,

@@ -35,15 +35,17 @@ from .runtime import Precision
 __all__ = ["StepProgram", "fast", "get_program", "program_key", "clear_programs", "PROGRAM_FIELDS", "RUN_FIELDS",
            "MAX_PROGRAMS", "WARMUP_STEPS", "compile_backend", "sgd_step", "tta_logits"]
 
-# TrainConfig fields a program is built from: runs that differ in any of them need their own program.
+# TrainConfig fields a program is built from: runs that differ in any of them need their own program. `tta` is
+# one: the compiled evaluation is specialised on it, so a run with the other value would recompile it inside
+# evaluate() (and use up Dynamo's recompile limit) instead of building it with the program, in compile_s.
 PROGRAM_FIELDS = ("width", "se_ratio", "bn_momentum", "bn_eps", "logit_scale", "batch_size", "pad", "lr",
                   "lr_bias_scale", "weight_decay", "momentum", "label_smoothing", "loss_scale", "compile",
-                  "cuda_graph", "eval_batch_size")
+                  "cuda_graph", "eval_batch_size", "tta")
 # ... and the fields that only a run uses (its seed, schedule, data, EMA, evaluation): a test keeps the two
 # lists covering every field, so a new field must be placed in one of them.
 RUN_FIELDS = ("epochs", "seed", "device", "precision", "threads", "data", "data_dir", "train_subset",
               "test_subset", "crop_quirk", "flip_p", "whiten_eps", "whiten_chunk", "whiten_method", "warmup_frac",
-              "final_lr_ratio", "ema_epochs", "ema_every", "ema_decay", "eval_every", "tta")
+              "final_lr_ratio", "ema_epochs", "ema_every", "ema_decay", "eval_every")
 MAX_PROGRAMS = 8  # programs kept per process (least recently used dropped first): each holds a network on the device
 WARMUP_STEPS = 3  # untimed steps that compile, pick cuDNN algorithms and settle allocations before capture
 # Graphs Dynamo may keep per compiled function: two per program this process holds (the evaluation compiles once
@@ -222,7 +224,9 @@ class StepProgram:
         if self.device.type == "cuda":  # warm up on a side stream, as CUDA graph capture requires ...
             side = torch.cuda.Stream(self.device)
             side.wait_stream(torch.cuda.current_stream(self.device))
-            with torch.cuda.stream(side):
+            # (train() and bench() have bound the process to self.device already; a caller that has not still
+            # captures on the right card: torch.cuda.graph syncs the current device)
+            with torch.cuda.device(self.device), torch.cuda.stream(side):
                 for _ in range(WARMUP_STEPS):
                     self._run_body()
             if self.cfg.cuda_graph:
@@ -231,7 +235,8 @@ class StepProgram:
                         q.grad = None
                 graph = torch.cuda.CUDAGraph()
                 # ... and capture on that same stream: the libraries' handles and workspaces for it exist already
-                with _dynamo_limits() if self.cfg.compile else nullcontext(), torch.cuda.graph(graph, stream=side):
+                with _dynamo_limits() if self.cfg.compile else nullcontext(), torch.cuda.device(self.device), \
+                        torch.cuda.graph(graph, stream=side):
                     self._body()
                 self.graph = graph
             torch.cuda.current_stream(self.device).wait_stream(side)

@@ -21,7 +21,8 @@ __all__ = ["SCHEMA_VERSION", "STATUSES", "run_record", "failed_record", "provena
 
 def run_record(cfg: TrainConfig, *, history: list[dict], device: torch.device, precision: str, data,
                derived: Derived, steps: int, train_time_s: float, compile_s: float, wall_time_s: float,
-               started_at: datetime, ema_updates: int, origin: dict, diverged: str | None = None) -> dict:
+               started_at: datetime, ema_updates: int, origin: dict, diverged: str | None = None,
+               warmup_s: float = 0.0) -> dict:
     """The record of a run that trained: status ok, or diverged (with `diverged` as its error) when training
     stopped early. Results come from the last epoch's row; a diverged run has none (null: its numbers are not
     results), only its history. Non-finite numbers become null, so the record is strict JSON."""
@@ -33,7 +34,7 @@ def run_record(cfg: TrainConfig, *, history: list[dict], device: torch.device, p
         device=str(device), device_name=device_name(device), precision=precision,
         ema_val_acc=last.get("ema_val_acc"), val_acc=last.get("val_acc"), val_loss=last.get("val_loss"),
         train_loss=last.get("train_loss"), train_acc=last.get("train_acc"),
-        train_time_s=train_time_s, compile_s=compile_s, wall_time_s=wall_time_s,
+        train_time_s=train_time_s, compile_s=compile_s, warmup_s=warmup_s, wall_time_s=wall_time_s,
         train_flops=train_flops(cfg, steps * cfg.batch_size),  # what was trained, however far it got
         flops_per_epoch=train_flops(cfg, images_per_epoch),
         train_images=int(data.train_x.shape[0]), test_images=int(data.test_x.shape[0]), data_source=data.source,

@@ -94,8 +94,14 @@ def prepare_device(device: torch.device) -> None:
     versions, and its weight gradients are not bit-reproducible anyway), so it is an execution choice like
     the GPU model; the GPU proof's side-by-side checks that accuracy stays the seed's (Welch and TOST). The
     seed leaves it off (commented out, "can go either way"); the benchmarking costs the first steps of each
-    shape, once per process."""
+    shape, once per process.
+
+    On CUDA it also binds the process to `device`, before anything touches CUDA: torch.cuda.graph, the caching
+    allocator and torch.cuda.synchronize() act on the *current* device, which is GPU 0 in a new process, so a
+    worker given cuda:1 would otherwise open a context on GPU 0 and sync (and graph-capture on) the wrong card."""
     if device.type == "cuda":
+        if device.index is not None:
+            torch.cuda.set_device(device)
         torch.backends.cudnn.benchmark = True
 
 

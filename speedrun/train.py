@@ -1,6 +1,7 @@
 """train(config) -> run record: the v0.3.0 recipe, phase by phase."""
 from __future__ import annotations
 
+import copy
 import math
 import time
 from datetime import datetime, timezone
@@ -19,7 +20,7 @@ from .record import provenance, run_record
 from .runtime import Precision, prepare_device, resolve_device, resolve_precision, synchronize
 
 __all__ = ["train", "build_training", "init_state", "train_step", "draw_augmentation", "augment_batch", "evaluate",
-           "make_optimizer", "divergence"]
+           "make_optimizer", "divergence", "needs_warm_up"]
 
 
 def make_optimizer(net: nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
@@ -126,6 +127,22 @@ class _EagerSteps:
                                     self.loss_dtype)
         self.outputs.append((losses.detach(), logits.detach()))
 
+    def warm_up(self, device: torch.device) -> None:
+        """One untimed step, EMA update included, on a throwaway copy of the network with its own optimiser and
+        augmentation generator, so that cuDNN's autotuning and CUDA's lazy kernel loading happen before the
+        timer. The run's network, optimiser, generator and the global RNG states are left as they were."""
+        cfg, n = self.cfg, self.data.train_x.shape[0]
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            net = copy.deepcopy(self.net)
+            optimizer = make_optimizer(net, cfg)
+            for group in optimizer.param_groups:
+                group["lr"] = group["peak_lr"]
+            perm, dy, dx, flip = draw_augmentation(n, cfg, torch.Generator(device=device).manual_seed(0))
+            used = perm[:cfg.batch_size]
+            x = augment_epoch(self.padded, used, dy, dx, flip)
+            train_step(net, optimizer, self.loss_fn, x, self.data.train_y[used], cfg.loss_scale, self.autocast)
+            EMA(net).update(0.5)
+
     def take_sums(self) -> tuple[float, int]:
         losses = torch.cat([loss for loss, _ in self.outputs])
         logits = torch.cat([logits for _, logits in self.outputs])
@@ -155,11 +172,22 @@ class _ProgramSteps:
         return self.program.take_sums()
 
 
+def needs_warm_up(device: torch.device) -> bool:
+    """Whether an eager run warms up before its timer by default: on GPUs, whose first steps pay for cuDNN's
+    autotuning (cudnn.benchmark) and for loading kernels lazily (an estimated 10-30% of a width-64 run), so a
+    process's first run at each width would be timed slow. On the CPU the first step costs about what the
+    others do, and the warm-up would only spend CPU time."""
+    return device.type in ("cuda", "mps")
+
+
 def train(config: TrainConfig, *, data: Dataset | None = None,
-          progress: Callable[[dict], None] | None = None) -> dict:
+          progress: Callable[[dict], None] | None = None, warm_up: bool | None = None) -> dict:
     """Train one run of the recipe and return its record (see results/README.md).
 
     `progress(row)` is called after every epoch with that epoch's row; an exception it raises aborts the run.
+    `warm_up`: before the timer, one eager step on a throwaway copy of the network (its time is the record's
+    `warmup_s`; the run's results are bit for bit the same without it); None: on GPUs only (`needs_warm_up`).
+    The fast step needs none: building it warms it up (`compile_s`).
     Training stops at the end of the first epoch whose training (or test) loss is not finite: the record then
     has status "diverged", the history up to that epoch, and a null headline.
     """
@@ -196,6 +224,14 @@ def train(config: TrainConfig, *, data: Dataset | None = None,
         net, autocast = steps.net, steps.autocast
         ema: EMA | None = None
 
+        # --- the eager step's first-use costs, outside the timer and the run's RNG streams
+        warmup_s = 0.0
+        if program is None and (needs_warm_up(device) if warm_up is None else warm_up):
+            t0 = time.perf_counter()
+            steps.warm_up(device)
+            synchronize(device)
+            warmup_s = time.perf_counter() - t0
+
         history, train_time, step, diverged = [], 0.0, 0, None
         for epoch in range(1, cfg.epochs + 1):
             # --- one epoch: fresh permutation, crops and flips; no host sync inside the step loop
@@ -230,7 +266,7 @@ def train(config: TrainConfig, *, data: Dataset | None = None,
                 break
 
     return run_record(cfg, history=history, device=device, precision=precision.name, data=data, derived=d,
-                      steps=step, train_time_s=train_time, compile_s=compile_s,
+                      steps=step, train_time_s=train_time, compile_s=compile_s, warmup_s=warmup_s,
                       wall_time_s=time.perf_counter() - wall0, started_at=started_at,
                       ema_updates=ema.updates if ema is not None else 0, origin=origin, diverged=diverged)
 

@@ -21,7 +21,8 @@ from typing import Any, ClassVar
 
 from .devices import Slot, plan_slots
 from .spec import Study
-from .task import RunTask, execute_run, watch_scheduler
+from .task import RunTask, execute_run
+from .workers import start_worker
 
 __all__ = ["Pool", "InProcessPool", "LokyPool", "DaskPool", "BackendError", "BACKENDS", "backend_class", "default_backend"]
 
@@ -94,13 +95,14 @@ class Pool(abc.ABC):
 class LokyPool(Pool):
     name = "loky"
 
-    def __init__(self, slots: list[Slot]):
+    def __init__(self, slots: list[Slot], recycle_workers_mb: float | None = None):
         from joblib.externals.loky import ProcessPoolExecutor
 
         super().__init__(slots)
         self._make = ProcessPoolExecutor
         self._executors: dict[int, Any] = {}
         self.supervisor = os.getpid()
+        self.recycle_workers_mb = recycle_workers_mb  # loky's memory-growth replacement: None keeps workers
 
     @classmethod
     def check_options(cls, options) -> None:
@@ -113,7 +115,9 @@ class LokyPool(Pool):
 
     @classmethod
     def start(cls, study: Study, options, slots: list[Slot]) -> Pool:
-        return InProcessPool(slots) if _in_process(options, slots) else cls(slots)
+        if _in_process(options, slots):
+            return InProcessPool(slots)
+        return cls(slots, recycle_workers_mb=getattr(options, "recycle_workers_mb", None))
 
     @classmethod
     def where(cls, options, slots: list[Slot]) -> str:
@@ -123,8 +127,8 @@ class LokyPool(Pool):
 
     def _executor(self, slot: Slot):
         if slot.index not in self._executors:
-            self._executors[slot.index] = self._make(max_workers=1, initializer=watch_scheduler,
-                                                     initargs=(os.getpid(),))
+            self._executors[slot.index] = self._make(max_workers=1, initializer=start_worker,
+                                                     initargs=(os.getpid(), self.recycle_workers_mb))
         return self._executors[slot.index]
 
     def submit(self, task: RunTask, slot: Slot | None) -> cf.Future:

@@ -14,6 +14,16 @@ import sys
 __all__ = ["main", "build_parser"]
 
 
+def _mebibytes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number of MiB > 0, e.g. --recycle-workers 4000")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .backends import BACKENDS
     from .studyfile import builtin_studies
@@ -42,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--adaptive", action="store_true",
                      help="add seeds where the uncertainty is largest, by the study's [adaptive] policy")
     run.add_argument("--no-progress", action="store_true", help="no progress bar (one line per finished run stays)")
+    run.add_argument("--recycle-workers", type=_mebibytes, metavar="MB",
+                     help="let loky replace a worker whose memory grew MB MiB past its size after its first run "
+                          "(logged; default: workers are kept, with their CUDA context, data and compiled steps)")
     run.add_argument("--no-bench", action="store_true",
                      help="--dry-run: no `speedrun bench` for runs no finished record covers (their time stays unknown)")
     status.add_argument("--bench", action="store_true",
@@ -94,7 +107,7 @@ def _main(argv: list[str] | None) -> int:
                              backend=args.backend or default_backend(args.address), address=args.address,
                              data_dir=args.data_dir,
                              dry_run=args.dry_run, progress=not args.no_progress, bench=not args.no_bench,
-                             adaptive=args.adaptive)
+                             adaptive=args.adaptive, recycle_workers_mb=args.recycle_workers)
         summary = run_study(study, options)
     except (DeviceError, StoreError, BackendError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-__all__ = ["Slot", "plan_slots", "parse_devices", "detect_gpus", "gpu_names", "DeviceError"]
+__all__ = ["Slot", "plan_slots", "parse_devices", "check_devices", "detect_gpus", "gpu_names", "DeviceError"]
 
 
 class DeviceError(ValueError):
@@ -38,19 +38,42 @@ def parse_devices(text: str) -> list[int]:
 
 def detect_gpus() -> list[int]:
     """Indices of the GPUs this process may use (as cuda:<i> numbers them), without touching CUDA."""
+    return list(range(_count_gpus() or 0))
+
+
+def _count_gpus() -> int | None:
+    """How many GPUs this process sees (CUDA_VISIBLE_DEVICES, else nvidia-smi); None when nothing can tell."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
         entries = [v.strip() for v in visible.split(",") if v.strip()]
         if not entries or entries[0] == "-1":
-            return []
-        return list(range(len(entries)))
+            return 0
+        return len(entries)
     if shutil.which("nvidia-smi") is None:
-        return []
+        return None
     try:
         out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.SubprocessError):
-        return []
-    return list(range(sum(1 for line in out.splitlines() if line.startswith("GPU "))))
+        return None
+    return sum(1 for line in out.splitlines() if line.startswith("GPU "))
+
+
+def check_devices(devices: list[int]) -> None:
+    """Refuse --devices indices past the GPUs this process sees. They number GPUs as cuda:<i> does, *within*
+    CUDA_VISIBLE_DEVICES: under Slurm, CUDA_VISIBLE_DEVICES=2,3 makes the job's GPUs cuda:0 and cuda:1, and
+    --devices 2,3 would fail every run with "invalid device ordinal". Unchecked when nothing can count them."""
+    count = _count_gpus()
+    if count is None or all(i < count for i in devices):
+        return
+    given = ",".join(map(str, devices))
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    within = f"CUDA_VISIBLE_DEVICES={visible}" if visible is not None else "nvidia-smi's list"
+    if count == 0:
+        raise DeviceError(f"--devices {given}: no GPU is visible to this process ({within}); drop --devices, or "
+                          f"run where GPUs are visible")
+    raise DeviceError(f"--devices {given}: this process sees {count} GPU(s), cuda:0 to cuda:{count - 1}; --devices "
+                      f"counts within {within}, as cuda:<i> does: use indices from 0 to {count - 1} (--devices "
+                      f"{','.join(map(str, range(count)))} for all of them), or leave --devices out")
 
 
 def gpu_names() -> dict[int, str]:
@@ -84,6 +107,8 @@ def plan_slots(study_devices: set[str], jobs: int | None, devices: list[int] | N
     if devices is not None and not wants_gpu:
         raise DeviceError(f"--devices given, but the study fixes device to {', '.join(sorted(study_devices))}; "
                           f"remove --devices or set device to 'auto' or 'cuda' in the study")
+    if devices is not None:
+        check_devices(devices)
     gpus = devices if devices is not None else (detect_gpus() if wants_gpu else [])
     if gpus:
         if jobs is not None and jobs > len(gpus):

@@ -42,7 +42,7 @@ class LockInfo:
     supervisor: int | None = None  # the scheduler pid a worker on the same host serves (it exits when that dies)
     submission: str | None = None  # the scheduler's token for the task that claimed it (one per submit)
     attempt: int | None = None  # the attempt under way, kept current by the holder (see Claim.update)
-    killed: str | None = None  # why the task watchdog ended the holder's process, if it did
+    killed: str | None = None  # why the holder ended its own process (watchdog, CUDA error), if it did
 
     def stale_reason(self, ttl_s: float = LOCK_TTL_S) -> str | None:
         """Why this lock may be broken, or None while its owner is presumed alive."""

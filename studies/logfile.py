@@ -18,7 +18,7 @@ from .fsutil import host
 __all__ = ["RunLog", "ATTEMPT_PREFIX", "KILLED_PREFIX"]
 
 ATTEMPT_PREFIX = "# attempt "
-KILLED_PREFIX = "killed: "  # a note the task watchdog writes just before it ends its worker (for the reader)
+KILLED_PREFIX = "killed: "  # a note written just before a worker ends itself (watchdog, CUDA error), for the reader
 
 
 class RunLog:

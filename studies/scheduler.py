@@ -36,6 +36,7 @@ class RunOptions:
     progress: bool = True  # the tqdm bar on stderr
     bench: bool = True  # dry run: time a few training steps for runs no finished record covers
     adaptive: bool = False  # seeds by the study's [adaptive] policy instead of the grid's listed seeds
+    recycle_workers_mb: float | None = None  # loky: replace a worker grown this many MiB (None: keep workers)
 
 
 def run_study(study: Study, options: RunOptions, *, out: TextIO | None = None, err: TextIO | None = None) -> Summary:

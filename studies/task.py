@@ -7,6 +7,11 @@ workers (the scheduler on this host sees the dead worker and retries or records 
 the lock file's `attempt` and `killed` fields). Runs in the scheduler's own process (`--jobs 1`) and on dask workers only get the
 epoch-end check: ending those processes would take the scheduler or a shared dask worker down with the run.
 
+Device errors (speedrun.failures): after an out-of-memory error the process frees its compiled steps, cached data
+and allocator cache before the next attempt. After a CUDA error no attempt runs again in the process that saw it
+(a sticky one leaves the GPU context unusable, and every later run on that slot would fail in seconds): a loky
+worker ends itself, and the scheduler's dead-worker path retries in a fresh process; elsewhere the run fails.
+
 `execute_run` never raises for a failed run — it returns a RunOutcome — because joblib/loky and dask treat an
 exception as the end of a whole batch, and because retries must happen here, where the failure is seen.
 """
@@ -30,9 +35,11 @@ from .locks import HEARTBEAT_S, Claim, LockInfo, claim
 from .logfile import KILLED_PREFIX, RunLog
 from .store import StudyPaths
 
-__all__ = ["RunTask", "RunOutcome", "execute_run", "watch_scheduler", "RunTimeout", "LockLost", "KILLED_EXIT"]
+__all__ = ["RunTask", "RunOutcome", "execute_run", "watch_scheduler", "log_stderr", "RunTimeout", "LockLost",
+           "KILLED_EXIT", "CUDA_EXIT"]
 
 KILLED_EXIT = 75  # exit status of a worker ended by the watchdog
+CUDA_EXIT = 76  # ... and of one that ended itself after a CUDA error, so the run's next attempt gets a fresh process
 
 
 class RunTimeout(RuntimeError):
@@ -102,6 +109,7 @@ def _execute(task: RunTask) -> RunOutcome:
 def _attempts(task: RunTask, paths: StudyPaths, held: Claim, beat: "_Heartbeat") -> RunOutcome:
     t0 = time.perf_counter()
     last = task.retries + 1
+    tried = last  # attempts spent when the loop ends without a record
     error = "not attempted"
     with RunLog(paths.log_path(task.run_id)) as log:
         for attempt in range(task.first_attempt, last + 1):
@@ -134,6 +142,20 @@ def _attempts(task: RunTask, paths: StudyPaths, held: Claim, beat: "_Heartbeat")
                     raise  # the log could not be written: not the run's fault, and no retry can fix it
                 error = _one_line(e)
                 log.failure(error, traceback.format_exc())
+                kind = speedrun.failure_kind(e)
+                if kind == "oom":
+                    speedrun.free_device_memory()
+                    log.note("out of memory: freed this process's compiled steps, cached data and allocator cache "
+                             "before the next attempt")
+                elif kind is not None:  # the GPU context may be unusable: no attempt may run in this process
+                    what = "a sticky CUDA error (the GPU context is unusable)" if kind == "sticky" else "a CUDA error"
+                    if _in_worker(task):
+                        _end_worker(held, log, f"{what} in attempt {attempt}: {error}; worker pid {os.getpid()} "
+                                               f"ended so that the run goes on in a fresh process", CUDA_EXIT)
+                    error = f"{error} ({what}: not retried in this process)"
+                    log.note(f"{what}: not retried in this process (pid {os.getpid()})")
+                    tried = attempt
+                    break
                 continue
             record.update(study=task.study, attempts=attempt)
             if beat.lost:
@@ -147,9 +169,9 @@ def _attempts(task: RunTask, paths: StudyPaths, held: Claim, beat: "_Heartbeat")
             log.success(record)
             return RunOutcome(task.run_id, "ok", attempt, None, time.perf_counter() - t0,
                               ema_val_acc=record.get("ema_val_acc"))
-        write_failed(paths, task, error, last)
-        log.note(f"gave up after {last} attempt(s); wrote a failed record")
-        return RunOutcome(task.run_id, "failed", last, error, time.perf_counter() - t0)
+        write_failed(paths, task, error, tried)
+        log.note(f"gave up after {tried} attempt(s); wrote a failed record")
+        return RunOutcome(task.run_id, "failed", tried, error, time.perf_counter() - t0)
 
 
 def write_failed(paths: StudyPaths, task: RunTask, error: str, attempts: int) -> None:
@@ -169,7 +191,7 @@ def watch_scheduler(pid: int) -> None:
     def loop() -> None:
         while pid_alive(pid):
             time.sleep(1.0)
-        _log_stderr(f"scheduler pid {pid} is gone; worker {os.getpid()} exits")
+        log_stderr(f"scheduler pid {pid} is gone; worker {os.getpid()} exits")
         os._exit(70)
 
     threading.Thread(target=loop, name="studies-watch-scheduler", daemon=True).start()
@@ -209,13 +231,24 @@ class _Watchdog:
         t = self.task
         reason = (f"RunTimeout: attempt {self.attempt} was still running {t.kill_grace_s:g}s past "
                   f"timeout_s={t.timeout_s:g} inside an epoch (stuck or hung); its worker pid {os.getpid()} was ended")
-        try:
-            self.held.update(killed=reason)
-        except OSError:
-            pass  # the scheduler then reports a dead worker without the reason; the log note below may still land
-        self.log.note(f"{KILLED_PREFIX}{reason}")
-        _log_stderr(f"run {t.run_id}: attempt {self.attempt} ran {t.kill_grace_s:g}s past timeout_s; ending worker")
-        os._exit(KILLED_EXIT)
+        log_stderr(f"run {t.run_id}: attempt {self.attempt} ran {t.kill_grace_s:g}s past timeout_s; ending worker")
+        _end_worker(self.held, self.log, reason, KILLED_EXIT)
+
+
+def _in_worker(task: RunTask) -> bool:
+    """Whether this is a loky worker of the scheduler on this host (not the scheduler itself, not dask's)."""
+    return task.watch_pid not in (None, os.getpid())
+
+
+def _end_worker(held: Claim, log: RunLog, reason: str, status: int) -> None:
+    """End this worker process now. The reason goes into the lock, where the scheduler's dead-worker path reads it
+    (it retries from the lock's attempt in a fresh worker, or records the reason), and into the log."""
+    try:
+        held.update(killed=reason)
+    except OSError:
+        pass  # the scheduler then reports a dead worker without the reason; the log note below may still land
+    log.note(f"{KILLED_PREFIX}{reason}")
+    os._exit(status)
 
 
 class _Heartbeat:
@@ -242,7 +275,8 @@ class _Heartbeat:
                     self.lost = True
 
 
-def _log_stderr(message: str) -> None:
+def log_stderr(message: str) -> None:
+    """One stamped line on this process's stderr (a worker's goes to the scheduler's terminal)."""
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     try:
         os.write(2, f"[studies {host()}:{os.getpid()} {stamp}] {message}\n".encode())

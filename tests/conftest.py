@@ -22,6 +22,31 @@ def cifar_dir() -> str:
         pytest.skip(f"real CIFAR-10 not available: {exc}")
 
 
+# Packages a bare GPU image may lack (the trainer and its GPU tests need only torch, numpy and pytest). A test
+# module that imports one is skipped there, naming it, instead of stopping the session's collection, so that
+# `pytest -m gpu` runs on that image. Under CI a missing package stays an error.
+OPTIONAL_PACKAGES = frozenset({"threadpoolctl", "pandas", "scipy", "matplotlib", "dask", "distributed", "joblib",
+                               "tqdm", "torchvision", "psutil", "tomli"})
+
+
+class _ModuleNeedingPackages(pytest.Module):
+    def collect(self):
+        try:
+            return super().collect()
+        except self.CollectError as error:
+            missing = error.__cause__
+            name = getattr(missing, "name", None) or ""
+            if (isinstance(missing, ModuleNotFoundError) and name.split(".")[0] in OPTIONAL_PACKAGES
+                    and not os.environ.get("CI")):
+                pytest.skip(f"needs {name}, which is not installed here (pip install {name.split('.')[0]})",
+                            allow_module_level=True)
+            raise
+
+
+def pytest_pycollect_makemodule(module_path, parent):
+    return _ModuleNeedingPackages.from_parent(parent, path=module_path)
+
+
 def tiny_config(**overrides):
     """A run that trains in seconds on 2 CPU cores on synthetic data."""
     from speedrun import TrainConfig

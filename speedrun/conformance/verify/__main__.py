@@ -30,6 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..seed_load import SEED_BLOB, git_blob_id
+from ..toolchain import toolchain, without_compile
 from ...writer import atomic_write_text, strict_json, write_json
 from .arms import prepare_seed
 from .plan import FAST_MODES, Plan, dry_plan, gpu_plan
@@ -298,6 +299,12 @@ def main(argv: list[str] | None = None) -> int:
             print("error: " + "; ".join(problems), file=sys.stderr)
             return 2
         data_dir = Path(args.data_dir).expanduser()
+        tools = toolchain()  # without a C compiler and Python.h compiling fails, after minutes: go to the graph
+        print(f"toolchain: C compiler {tools['c_compiler'] or 'MISSING'}, Python headers "
+              f"{tools['python_headers'] or 'MISSING'}" + ("" if tools["ok"] else f"; torch.compile cannot build GPU "
+              f"kernels here, so the fast arm tries {', '.join(without_compile(modes))} only"), flush=True)
+        if not tools["ok"]:
+            modes = without_compile(modes)
         plan = gpu_plan(data_dir, seed_main, out, args.runs, modes)
     clock = Clock(args.budget if args.budget is not None else (240.0 if args.dry_run else 540.0))
     with tempfile.TemporaryDirectory(prefix="speedrun-verify-") as tmp:
@@ -305,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         proof = Proof(plan, out, work, clock, data_dir, seed_main)
         given = argv if argv is not None else sys.argv[1:]
         proof.summary["command"] = " ".join(["python -m speedrun.verify", *given])
+        proof.summary["toolchain"] = dict(toolchain(), fast_modes=list(plan.fast_modes))
         for name, stage in (("environment", proof.environment), ("seed_diff", proof.seed_diff),
                             ("whitening", proof.whitening), ("side-by-side", proof.side_by_side),
                             ("bench", proof.benches)):
