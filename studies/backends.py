@@ -18,6 +18,7 @@ import abc
 import concurrent.futures as cf
 import os
 import secrets
+import shutil
 from typing import Any, ClassVar
 
 from .devices import Slot, plan_slots
@@ -235,6 +236,9 @@ class SlurmPool(DaskPool):
             from distributed import Client
         except ImportError:
             raise BackendError(SLURM_MISSING) from None
+        if shutil.which("sbatch") is None:  # else dask would retry sbatch forever and the study never start
+            raise BackendError("--backend slurm submits jobs with sbatch, which is not on PATH here; run the "
+                               "command on a Slurm login node (--dry-run works anywhere)")
         kwargs = job_kwargs(study, settings)
         try:
             self.cluster = SLURMCluster(**kwargs)
@@ -281,10 +285,13 @@ class SlurmPool(DaskPool):
                 f"scaled to the runs left; each job runs:", *script.rstrip().splitlines()]
 
     def close(self, kill: bool = False) -> None:
+        if self.cluster is None:
+            return  # closed already (an interrupt closes the pool twice)
         try:
             self.client.close()
         finally:
             self.cluster.close()  # scancel every job: none outlives the study
+            self.cluster = None
 
 
 _DASK_MISSING = ("--backend dask needs dask.distributed: pip install 'hlb-scaling[dask]' (or pip install -e '.[dask]' "

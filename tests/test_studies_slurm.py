@@ -241,3 +241,12 @@ def test_each_worker_of_a_job_gets_its_own_gpu():
     assert [gpu_for(f"studies-x-3-{i}", "4,5,6,7") for i in range(4)] == ["4", "5", "6", "7"]
     assert gpu_for("studies-x-3", "0") is None, "one GPU: nothing to split"
     assert gpu_for("studies-x-3-1", None) is None and gpu_for("worker", "0,1") is None
+
+
+def test_without_sbatch_the_slurm_backend_says_where_to_run(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("dask_jobqueue")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch here
+    path, _ = write(tmp_path, "nosbatch")
+    assert main(["run", str(path), "--results", str(tmp_path / "r"), "--backend", "slurm"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "sbatch, which is not on PATH here; run the command on a Slurm login node" in err[0], err
