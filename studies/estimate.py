@@ -114,7 +114,13 @@ def study_cost(runs_left: list[Run], done_records: list[dict], slots: list[Slot]
     study's records name). `done_records`: finished records whose FLOPs count as done; `study_records`: this
     study's records (any status); `bench`: run `speedrun bench` for runs no record covers."""
     flops_done = sum(int(r.get("train_flops") or 0) for r in done_records)
-    flops = {r.run_id: int(speedrun.train_flops(r.config)) for r in runs_left}
+    flops: dict[str, int] = {}
+    by_point: dict[tuple, int] = {}  # the seed changes no FLOPs: one count per grid point without it
+    for r in runs_left:
+        key = tuple((k, v) for k, v in r.point.items() if k != "seed")
+        if key not in by_point:
+            by_point[key] = int(speedrun.train_flops(r.config))
+        flops[r.run_id] = by_point[key]
     base = dict(flops_done=flops_done, flops_left=sum(flops.values()), runs_left=len(runs_left))
     if not runs_left:
         return Cost(**base)
