@@ -112,7 +112,9 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        # Every field is a scalar, so a shallow dict is what asdict() gives, without its deep copies: run_id calls
+        # this for every run of a grid (100,000 runs: 8 s of asdict alone).
+        return {f.name: getattr(self, f.name) for f in _FIELDS}
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
@@ -121,6 +123,9 @@ class TrainConfig:
             raise ConfigError(f"unknown TrainConfig field(s) {unknown}; valid fields: {', '.join(field_names())}",
                               field=unknown[0])
         return cls(**values)
+
+
+_FIELDS = dataclasses.fields(TrainConfig)
 
 
 def field_names() -> list[str]:

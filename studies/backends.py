@@ -7,7 +7,8 @@ the abstract `Pool`.
   crash breaks only that slot). With one CPU slot or `--jobs 1` the runs execute in this process instead
   (`InProcessPool`, the debug path: pdb, prints and monkeypatching work).
 - dask: many machines. Tasks go to a dask.distributed scheduler, which places each on a worker with a free
-  thread; start one worker per GPU with `--nthreads 1`.
+  thread; start one worker per GPU with `--nthreads 1`. Needs the `dask` extra.
+- slurm: Slurm jobs that dask-jobqueue submits and scales, one worker per GPU (slurm.py). Needs the `slurm` extra.
 
 Every pool takes a RunTask and gives back a future of its RunOutcome, so the scheduler loop is the same for each.
 """
@@ -17,14 +18,17 @@ import abc
 import concurrent.futures as cf
 import os
 import secrets
+import shutil
 from typing import Any, ClassVar
 
 from .devices import Slot, plan_slots
+from .slurm import SLURM_MISSING, job_kwargs, slurm_settings
 from .spec import Study
 from .task import RunTask, execute_run
 from .workers import start_worker
 
-__all__ = ["Pool", "InProcessPool", "LokyPool", "DaskPool", "BackendError", "BACKENDS", "backend_class", "default_backend"]
+__all__ = ["Pool", "InProcessPool", "LokyPool", "DaskPool", "SlurmPool", "BackendError", "BACKENDS", "backend_class",
+           "default_backend"]
 
 
 class BackendError(RuntimeError):
@@ -65,8 +69,16 @@ class Pool(abc.ABC):
     def where(cls, options, slots: list[Slot] | None) -> str:
         """Where runs go, in words, for the scheduler's first line."""
 
+    @classmethod
+    def describe(cls, study: Study, options) -> list[str]:
+        """What --dry-run shows about the backend beyond the runs (slurm: the job script); nothing by default."""
+        return []
+
     # --- instance side
     supervisor: int | None = None  # the pid workers watch (they exit when it dies); None: workers are not ours
+    # A worker lost with its job (Slurm) leaves its run's lock behind: the scheduler must wait for runs "running
+    # elsewhere" and take them over once the lock goes stale, or they would be lost until the next `studies run`.
+    waits_for_stale: bool = False
 
     def has_room(self) -> bool:
         return self._free is None or bool(self._free)
@@ -176,7 +188,7 @@ class DaskPool(Pool):
         try:
             from distributed import Client
         except ImportError:
-            raise BackendError("--backend dask needs dask.distributed: pip install 'dask[distributed]'") from None
+            raise BackendError(_DASK_MISSING) from None
         try:
             self.client = Client(address)  # waits distributed.comm.timeouts.connect (dask config) for it
         except (OSError, TimeoutError) as e:
@@ -187,6 +199,10 @@ class DaskPool(Pool):
 
     @classmethod
     def check_options(cls, options) -> None:
+        try:
+            import distributed  # noqa: F401
+        except ImportError:
+            raise BackendError(_DASK_MISSING) from None
         if not options.address:
             raise ValueError("--backend dask needs --address tcp://HOST:8786 of a running dask scheduler "
                              "(see studies/README.md)")
@@ -219,8 +235,80 @@ class DaskPool(Pool):
         self.client.close()
 
 
+class SlurmPool(DaskPool):
+    name = "slurm"
+    waits_for_stale = True
+
+    def __init__(self, study: Study, settings: dict):
+        try:
+            from dask_jobqueue import SLURMCluster
+            from distributed import Client
+        except ImportError:
+            raise BackendError(SLURM_MISSING) from None
+        if shutil.which("sbatch") is None:  # else dask would retry sbatch forever and the study never start
+            raise BackendError("--backend slurm submits jobs with sbatch, which is not on PATH here; run the "
+                               "command on a Slurm login node (--dry-run works anywhere)")
+        kwargs = job_kwargs(study, settings)
+        try:
+            self.cluster = SLURMCluster(**kwargs)
+        except Exception as e:  # noqa: BLE001 — sbatch missing, bad settings: one line, not a traceback
+            raise BackendError(f"cannot start a Slurm cluster: {type(e).__name__}: {' '.join(str(e).split())[:300]}") \
+                from None
+        # Jobs follow the work: dask asks for more workers while runs queue, and retires idle ones.
+        self.cluster.adapt(minimum_jobs=0, maximum_jobs=settings["max_jobs"])
+        self.client = Client(self.cluster)
+        self.study = study.name
+        self.settings = settings
+        self._free = None
+
+    @classmethod
+    def check_options(cls, options) -> None:
+        try:
+            import dask_jobqueue  # noqa: F401
+            import distributed  # noqa: F401
+        except ImportError:
+            raise BackendError(SLURM_MISSING) from None
+        if options.address:
+            raise ValueError("--address is for --backend dask; --backend slurm starts its own scheduler here")
+        if options.devices is not None or options.jobs is not None:
+            raise ValueError("--jobs/--devices apply to --backend loky; with slurm, set gpus_per_job and max_jobs "
+                             "([slurm] in the study file, or --slurm-gpus-per-job/--slurm-max-jobs)")
+
+    @classmethod
+    def start(cls, study: Study, options, slots: None) -> "SlurmPool":
+        return cls(study, slurm_settings(study, options.slurm))
+
+    @classmethod
+    def where(cls, options, slots: None) -> str:
+        return "Slurm jobs through dask-jobqueue"
+
+    @classmethod
+    def describe(cls, study: Study, options) -> list[str]:
+        """The job script the study's jobs would run (dry run: nothing is submitted, no scheduler starts)."""
+        from dask_jobqueue.slurm import SLURMJob
+
+        settings = slurm_settings(study, options.slurm)
+        kwargs = job_kwargs(study, settings)
+        script = SLURMJob(scheduler="tcp://THIS-HOST:PORT", **kwargs).job_script()
+        return [f"Slurm: up to {settings['max_jobs']} job(s) of {max(1, settings['gpus_per_job'])} worker(s), "
+                f"scaled to the runs left; each job runs:", *script.rstrip().splitlines()]
+
+    def close(self, kill: bool = False) -> None:
+        if self.cluster is None:
+            return  # closed already (an interrupt closes the pool twice)
+        try:
+            self.client.close()
+        finally:
+            self.cluster.close()  # scancel every job: none outlives the study
+            self.cluster = None
+
+
+_DASK_MISSING = ("--backend dask needs dask.distributed: pip install 'hlb-scaling[dask]' (or pip install -e '.[dask]' "
+                 "in a checkout)")
+
+
 # The registry: --backend NAME -> its Pool class (the first entry is the default).
-BACKENDS: dict[str, type[Pool]] = {cls.name: cls for cls in (LokyPool, DaskPool)}
+BACKENDS: dict[str, type[Pool]] = {cls.name: cls for cls in (LokyPool, DaskPool, SlurmPool)}
 
 
 def default_backend(address: str | None) -> str:

@@ -25,7 +25,9 @@ def _mebibytes(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import slurm
     from .backends import BACKENDS
+    from .spec import MAX_RUNS
     from .studyfile import builtin_studies
 
     parser = argparse.ArgumentParser(
@@ -36,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="done / failed / running / pending per grid cell")
     for p in (run, status):
         p.add_argument("study", metavar="NAME|FILE", help="a built-in study's name or a path to a study .toml")
+        p.add_argument("--allow-large-grid", action="store_true",
+                       help=f"accept a grid of more than {MAX_RUNS:,} runs (refused by default: a typo, usually)")
         p.add_argument("--results", default="results", metavar="DIR",
                        help="results root; records go to DIR/<study>/runs (default: results)")
     run.add_argument("--jobs", type=int, metavar="N",
@@ -51,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="list what would run and what is done, with its cost; run nothing")
     run.add_argument("--adaptive", action="store_true",
                      help="add seeds where the uncertainty is largest, by the study's [adaptive] policy")
+    run.add_argument("--wait", action="store_true",
+                     help="after its own runs, wait for runs other schedulers hold and take over any whose holder "
+                          "dies (for several schedulers on one study, e.g. an sbatch array)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar (one line per finished run stays)")
     run.add_argument("--recycle-workers", type=_mebibytes, metavar="MB",
                      help="let loky replace a worker whose memory grew MB MiB past its size after its first run "
@@ -61,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="time a few training steps (`speedrun bench`) for runs no finished record covers")
     status.add_argument("--adaptive", action="store_true",
                         help="show the runs the study's [adaptive] policy has chosen, as `run --adaptive` sees them")
+    slurm.add_arguments(run)
     return parser
 
 
@@ -77,10 +85,11 @@ def _main(argv: list[str] | None) -> int:
     from .devices import DeviceError, parse_devices
     from .backends import BackendError, default_backend
     from .store import StoreError
+    from .spec import MAX_RUNS
     from .studyfile import StudyError, load_study
 
     try:
-        study = load_study(args.study)
+        study = load_study(args.study, max_runs=None if args.allow_large_grid else MAX_RUNS)
     except StudyError as e:
         print(f"error: the study cannot be used ({len(e.problems)} problem{'s' if len(e.problems) > 1 else ''}):",
               file=sys.stderr)
@@ -97,8 +106,10 @@ def _main(argv: list[str] | None) -> int:
             return 2
         return 0
 
-    from .plugins import after_argv, run_after
+    from .afteronce import after_once
+    from .plugins import after_argv
     from .scheduler import RunOptions, run_study
+    from .slurm import from_args
 
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` gets the same orderly stop as Ctrl-C
     try:
@@ -107,7 +118,8 @@ def _main(argv: list[str] | None) -> int:
                              backend=args.backend or default_backend(args.address), address=args.address,
                              data_dir=args.data_dir,
                              dry_run=args.dry_run, progress=not args.no_progress, bench=not args.no_bench,
-                             adaptive=args.adaptive, recycle_workers_mb=args.recycle_workers)
+                             adaptive=args.adaptive, recycle_workers_mb=args.recycle_workers, wait=args.wait,
+                             slurm=from_args(args))
         summary = run_study(study, options)
     except (DeviceError, StoreError, BackendError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -125,13 +137,24 @@ def _main(argv: list[str] | None) -> int:
             print(f"adaptive: {summary.adaptive}")
         if summary.no_space:
             print(f"error: {summary.no_space}", file=sys.stderr)
-        if study.after and summary.exit_code == 0 and not summary.elsewhere:  # every run has its ok record
-            code = run_after(study, args.results)
+        if study.after and summary.exit_code == 0:  # fires once, by the last scheduler to finish (afteronce.py)
+            if args.adaptive and summary.elsewhere:  # its rounds are this scheduler's alone: wait for them here
+                code, why = 0, f"not yet: {summary.elsewhere} run(s) are running elsewhere"
+            else:
+                code, why = after_once(study, args.results, _record_ids(study, args.results) if args.adaptive else None)
+            if why:
+                print(f"[after] not run: {why}")
             if code != 0:
                 print(f"error: the study's [after] command exited {code}; the runs are done and their records kept "
                       f"— run it again by hand: {shlex.join(after_argv(study, args.results))}", file=sys.stderr)
                 return 1
     return summary.exit_code
+
+
+def _record_ids(study, results: str) -> list[str]:
+    from .store import StudyPaths
+
+    return StudyPaths.of(results, study.name).record_ids()
 
 
 def _interrupt(signum, frame) -> None:

@@ -10,8 +10,9 @@ second) and each worker's start-up (imports, CUDA context: seconds, once per slo
 Rates come from the first source that has them, per run:
 1. this study's finished records on the same device_name, for runs like it (same config but seed and epochs);
 2. any finished record under the results root on that device, for runs like it;
-3. a quick `python -m speedrun bench` on the spot (dry run only; it times training steps, so the range adds
-   the evaluation and data overhead that records under the results root show, wall_time_s / train_time_s).
+3. a quick `speedrun bench` on the spot (dry run only; it times training steps, so the range adds the evaluation
+   and data overhead that records under the results root show, wall_time_s / train_time_s). At most a few
+   networks are timed, within a fixed time, and the rest interpolated by FLOPs per image (netbench.py).
 A rate's range is the spread of its records (min to max); a single record gets the relative spread of the
 device's other groups. With p devices, the wall time of runs taking t_i each lies between max(sum t/p, max t)
 and sum t/p + (1 - 1/p) max t (greedy list scheduling: Graham's bound).
@@ -19,9 +20,7 @@ and sum t/p + (1 - 1/p) max t (greedy list scheduling: Graham's bound).
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import tempfile
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +28,7 @@ import speedrun
 
 from .devices import Slot, gpu_names
 from .fsutil import host
-from .plugins import checkout_env
+from .netbench import BENCH_BUDGET_S, bench_within, flops_per_image, interpolate, pick
 from .plan import FINAL, Plan
 from .spec import Run
 
@@ -105,7 +104,7 @@ class _Target:
     how to bench it here (None: it is not here, e.g. a cluster's worker)."""
 
     name: str | None
-    bench_args: tuple[str, ...] | None
+    bench: dict | None  # the config fields that place a bench on it ({"device": "cuda:0"}); None: not here
     label: str
 
 
@@ -115,7 +114,13 @@ def study_cost(runs_left: list[Run], done_records: list[dict], slots: list[Slot]
     study's records name). `done_records`: finished records whose FLOPs count as done; `study_records`: this
     study's records (any status); `bench`: run `speedrun bench` for runs no record covers."""
     flops_done = sum(int(r.get("train_flops") or 0) for r in done_records)
-    flops = {r.run_id: int(speedrun.train_flops(r.config)) for r in runs_left}
+    flops: dict[str, int] = {}
+    by_point: dict[tuple, int] = {}  # the seed changes no FLOPs: one count per grid point without it
+    for r in runs_left:
+        key = tuple((k, v) for k, v in r.point.items() if k != "seed")
+        if key not in by_point:
+            by_point[key] = int(speedrun.train_flops(r.config))
+        flops[r.run_id] = by_point[key]
     base = dict(flops_done=flops_done, flops_left=sum(flops.values()), runs_left=len(runs_left))
     if not runs_left:
         return Cost(**base)
@@ -129,22 +134,31 @@ def study_cost(runs_left: list[Run], done_records: list[dict], slots: list[Slot]
     ranges: dict[str, list[tuple[float, float]]] = {r.run_id: [] for r in runs_left}
     used: dict[str, set] = {}
     missing: list[str] = []
-    benched: dict[tuple, tuple | None] = {}
-    for target in targets:
-        for run in runs_left:
-            config = run.config.to_dict()
-            found = _from_tiers(tiers, target.name, config, overhead) if target.name else None
-            if found is None and bench and target.bench_args is not None:
-                key = (target.label, _loose_key(config))
-                if key not in benched:
-                    benched[key] = _bench(target, run.config, overhead)
-                found = benched[key]
-            if found is None:
-                missing.append(f"width {config['width']} on {target.label}")
-                continue
-            (lo_rate, hi_rate), source = found
+    # Runs differing only in seed or epochs share their rate: look each group up once (100,000 runs, ~20 groups).
+    groups: dict[tuple, list[Run]] = {}
+    for run in runs_left:
+        groups.setdefault(tuple((k, v) for k, v in run.point.items() if k not in _IGNORED), []).append(run)
+
+    def assign(members: list[Run], found: tuple[tuple[float, float], str]) -> None:
+        (lo_rate, hi_rate), source = found
+        for run in members:
             ranges[run.run_id].append((flops[run.run_id] / hi_rate, flops[run.run_id] / lo_rate))
             used.setdefault(source, set()).add(run.run_id)
+
+    for target in targets:
+        unrated: list[list[Run]] = []
+        for members in groups.values():
+            found = _from_tiers(tiers, target.name, members[0].config.to_dict(), overhead) if target.name else None
+            if found is not None:
+                assign(members, found)
+            else:
+                unrated.append(members)
+        benched = _bench_groups(target, unrated, overhead) if bench and unrated and target.bench is not None else {}
+        for members in unrated:
+            if id(members) in benched:
+                assign(members, benched[id(members)])
+            else:
+                missing.append(f"width {members[0].config.width} on {target.label}")
     labels = tuple(t.label for t in targets)
     sources = tuple(f"{s} — {len(ids)} run(s)" for s, ids in used.items())
     if missing:
@@ -206,15 +220,18 @@ def _records_under(root: Path, exclude: Path | None) -> list[dict]:
         return []
     skip = exclude.resolve() if exclude is not None and exclude.exists() else None
     found = []
-    for path in root.rglob("*.json"):
-        if path.name.startswith(".") or (skip is not None and skip in path.resolve().parents):
-            continue
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if _usable(record):
-            found.append(record)
+    for folder, dirs, files in os.walk(root):
+        # Prune the excluded study whole (resolving each of its 10,000 records' paths took seconds).
+        dirs[:] = [d for d in dirs if skip is None or Path(folder, d).resolve() != skip]
+        for name in files:
+            if name.startswith(".") or not name.endswith(".json"):
+                continue
+            try:
+                record = json.loads(Path(folder, name).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if _usable(record):
+                found.append(record)
     return found
 
 
@@ -238,12 +255,12 @@ def _targets(slots: list[Slot] | None, runs: list[Run], own: list[dict], records
         if slot.device is not None and slot.device.startswith("cuda"):
             index = int(slot.device.partition(":")[2] or 0)
             name = gpus.get(index)
-            targets.append(_Target(name, ("--device", slot.device), name or f"{slot.device} (unnamed)"))
+            targets.append(_Target(name, {"device": slot.device}, name or f"{slot.device} (unnamed)"))
             continue
         threads = slot.threads or runs[0].config.threads or _default_threads()
         cpu = _cpu_device_name(threads)  # as speedrun will name it in the records of these runs
         name = cpu if any(r.get("device_name") == cpu and r.get("host") == host() for r in records) else None
-        targets.append(_Target(name, ("--device", "cpu", "--threads", str(threads)),
+        targets.append(_Target(name, {"device": "cpu", "threads": threads},
                                name or f"this CPU with {threads} threads"))
     return list({t.label: t for t in targets}.values())
 
@@ -267,25 +284,28 @@ def _overhead(records: list[dict]) -> tuple[float, float] | None:
     return (min(ratios), max(ratios)) if ratios else None
 
 
-def _bench(target: _Target, config, overhead) -> tuple[tuple[float, float], str] | None:
-    """Time a few training steps of this run's network in a fresh process (`python -m speedrun bench`)."""
-    args = [*target.bench_args, "--width", str(config.width), "--batch-size", str(config.batch_size),
-            "--precision", config.precision, "--steps", "5", "--warmup", "1"]
-    args += (["--compile"] if config.compile else []) + (["--cuda-graph"] if config.cuda_graph else [])
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "bench.json"
-        try:
-            proc = subprocess.run([sys.executable, "-m", "speedrun", "bench", *args, "--out", str(out)],
-                                  capture_output=True, text=True, timeout=900, env=checkout_env())
-        except (OSError, subprocess.SubprocessError):
-            return None
-        if proc.returncode != 0 or not out.exists():
-            return None
-        result = json.loads(out.read_text())
-    rate = result["train_gflops_per_s"] * 1e9
+def _bench_groups(target: _Target, groups: list[list[Run]], overhead) -> dict[int, tuple[tuple[float, float], str]]:
+    """Rates for run groups no record covers: a few of their networks timed within a fixed time (netbench), the
+    rest interpolated by FLOPs per image. Keyed by id(group); empty when nothing could be timed."""
+    networks: dict[tuple, speedrun.TrainConfig] = {}
+    for members in groups:
+        networks.setdefault(_loose_key(members[0].config.to_dict()), members[0].config.replace(**target.bench))
+    timed = bench_within(pick(list(networks.values())))
+    if not timed:
+        return {}
     low, high = overhead or _UNMEASURED_OVERHEAD
-    return (rate / high, rate / low), (f"speedrun bench on {result['device_name']}, width {config.width}: training "
-                                       f"steps at {_si(rate)}FLOP/s, {_overhead_words(overhead)}")
+    widths = ", ".join(str(t.width) for t in sorted(timed, key=lambda t: t.flops_per_image))
+    others = len(networks) - len(timed)
+    source = (f"speedrun bench on {timed[0].device_name}: {len(timed)} of {len(networks)} network(s) timed within "
+              f"{BENCH_BUDGET_S:g}s (width {widths}) at {_si(min(t.rate for t in timed))}FLOP/s to "
+              f"{_si(max(t.rate for t in timed))}FLOP/s"
+              + (f", the other {others} interpolated by FLOPs per image" if others else "")
+              + f"; {_overhead_words(overhead)}")
+    out = {}
+    for members in groups:
+        rate = interpolate(timed, flops_per_image(members[0].config))
+        out[id(members)] = ((rate / high, rate / low), source)
+    return out
 
 
 def _exact_key(config: dict) -> tuple:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import TextIO
@@ -17,8 +18,8 @@ from common.states import FINAL_STATUSES
 
 from .backends import Pool
 from .devices import Slot
-from .fsutil import is_disk_full
-from .locks import LockInfo, claim
+from .fsutil import host, is_disk_full, pid_alive
+from .locks import LockInfo, break_if_stale, claim
 from .spec import Run, Study
 from .store import StudyPaths
 from .task import RunOutcome, RunTask, write_failed
@@ -71,51 +72,69 @@ def execute_runs(study: Study, paths: StudyPaths, pool: Pool, todo: list[Run], s
     queue: deque[tuple[Run, int]] = deque((r, 1) for r in todo)
     in_flight: dict = {}
     root = os.path.abspath(paths.root)  # workers (dask: on other machines) may not share our working directory
-    with tqdm(total=sum(weight.values()), unit="FLOP", unit_scale=True, file=err, desc=study.name,
-              disable=not progress, dynamic_ncols=True, smoothing=0.0) as bar:
-        bar.set_postfix_str(f"runs 0/{len(todo)}")
-        finished = 0
-        while queue or in_flight:
-            while queue and pool.has_room() and not summary.no_space:
-                summary.no_space = paths.space_problem()  # cheap (statvfs): do not start what cannot be saved
-                if summary.no_space:
+    try:
+        with tqdm(total=sum(weight.values()), unit="FLOP", unit_scale=True, file=err, desc=study.name,
+                  disable=not progress, dynamic_ncols=True, smoothing=0.0) as bar:
+            bar.set_postfix_str(f"runs 0/{len(todo)}")
+            finished = 0
+            while queue or in_flight:
+                while queue and pool.has_room() and not summary.no_space:
+                    summary.no_space = paths.space_problem()  # cheap (statvfs): do not start what cannot be saved
+                    if summary.no_space:
+                        break
+                    run, first = queue.popleft()
+                    slot = pool.take()
+                    task = RunTask(study.name, run.run_id, _execution_config(run, slot, data_dir), root,
+                                   study.policy.retries, study.policy.timeout_s, first, pool.supervisor,
+                                   study.policy.kill_grace_s, submission=secrets.token_hex(8))
+                    in_flight[pool.submit(task, slot)] = (run, first, slot, task.submission)
+                if summary.no_space and queue:
+                    bar.write(f"stopping: {summary.no_space}; not starting {len(queue)} more run(s), waiting for "
+                              f"{len(in_flight)} under way", file=err)
+                    queue.clear()
+                if not in_flight:
                     break
-                run, first = queue.popleft()
-                slot = pool.take()
-                task = RunTask(study.name, run.run_id, _execution_config(run, slot, data_dir), root,
-                               study.policy.retries, study.policy.timeout_s, first, pool.supervisor,
-                               study.policy.kill_grace_s, submission=secrets.token_hex(8))
-                in_flight[pool.submit(task, slot)] = (run, first, slot, task.submission)
-            if summary.no_space and queue:
-                bar.write(f"stopping: {summary.no_space}; not starting {len(queue)} more run(s), waiting for "
-                          f"{len(in_flight)} under way", file=err)
-                queue.clear()
-            if not in_flight:
-                break
-            for future in pool.wait_any(list(in_flight)):
-                run, first, slot, submission = in_flight.pop(future)
-                pool.give_back(slot)
-                try:
-                    outcome = future.result()
-                except Exception as e:  # the worker died under the run (crash, OOM kill, watchdog, lost worker)
-                    pool.broken(slot)
-                    # The worker may have got past its first attempt (retries happen inside it): go on from the
-                    # attempt it died in, as the lock it left behind says (none: it died before claiming).
-                    lock = paths.lock(run.run_id)
-                    ours = lock is not None and lock.submission == submission
-                    died_in = max(first, lock.attempt or first) if ours else first
-                    error = (lock.killed if ours and lock.killed else
-                             f"worker died: {type(e).__name__}: {' '.join(str(e).split())[:300]}")
-                    if died_in < last_attempt and not summary.no_space:
-                        bar.write(f"retry {run.run_id} {run.label()}: {error}", file=err)
-                        queue.appendleft((run, died_in + 1))
-                        continue
-                    outcome = _fail_from_here(study, paths, run, error, died_in)
-                finished += 1
-                _tally(summary, outcome)
-                bar.update(weight[run.run_id])
-                bar.set_postfix_str(f"runs {finished}/{len(todo)}, failed {summary.failed}")
-                bar.write(_outcome_line(run, outcome), file=err)
+                for future in pool.wait_any(list(in_flight)):
+                    run, first, slot, submission = in_flight.pop(future)
+                    pool.give_back(slot)
+                    try:
+                        outcome = future.result()
+                    except Exception as e:  # the worker died under the run (crash, OOM kill, watchdog, lost worker)
+                        pool.broken(slot)
+                        # The worker may have got past its first attempt (retries happen inside it): go on from the
+                        # attempt it died in, as the lock it left behind says (none: it died before claiming).
+                        lock = paths.lock(run.run_id)
+                        ours = lock is not None and lock.submission == submission
+                        died_in = max(first, lock.attempt or first) if ours else first
+                        error = (lock.killed if ours and lock.killed else
+                                 f"worker died: {type(e).__name__}: {' '.join(str(e).split())[:300]}")
+                        if died_in < last_attempt and not summary.no_space:
+                            bar.write(f"retry {run.run_id} {run.label()}: {error}", file=err)
+                            queue.appendleft((run, died_in + 1))
+                            continue
+                        outcome = _fail_from_here(study, paths, run, error, died_in)
+                    finished += 1
+                    _tally(summary, outcome)
+                    bar.update(weight[run.run_id])
+                    bar.set_postfix_str(f"runs {finished}/{len(todo)}, failed {summary.failed}")
+                    bar.write(_outcome_line(run, outcome), file=err)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (Slurm preemption and scancel send it before SIGKILL)
+        pool.close(kill=True)
+        _free_locks(paths, [(run.run_id, submission) for run, _, _, submission in in_flight.values()])
+        raise
+
+
+def _free_locks(paths: StudyPaths, held: list[tuple[str, str]], wait_s: float = 5.0) -> None:
+    """Remove the locks our killed workers on this host left, once their processes are gone, so that schedulers
+    on other hosts (which cannot see that a pid died) take the runs over now instead of after LOCK_TTL_S."""
+    deadline = time.monotonic() + wait_s
+    for run_id, submission in held:
+        lock = paths.lock(run_id)
+        if lock is None or lock.submission != submission or lock.host != host() or lock.pid is None:
+            continue  # not ours, or held on another host (a dask worker): its heartbeat stops and it expires
+        while pid_alive(lock.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        break_if_stale(lock)  # only if its owner is dead by now: a live one keeps its lock
 
 
 def _execution_config(run: Run, slot: Slot | None, data_dir: str | None) -> speedrun.TrainConfig:

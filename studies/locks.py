@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .fsutil import fsync_dir, host, pid_alive, temp_path
 
-__all__ = ["LockInfo", "Claim", "claim", "read_lock", "break_if_stale", "LOCK_TTL_S", "HEARTBEAT_S"]
+__all__ = ["LockInfo", "Claim", "claim", "read_lock", "break_if_stale", "create_once", "LOCK_TTL_S", "HEARTBEAT_S"]
 
 HEARTBEAT_S = 10.0  # the owner refreshes the lock's mtime this often
 LOCK_TTL_S = 120.0  # a lock not refreshed for this long is stale, whoever holds it (allows for clock skew)
@@ -177,6 +177,12 @@ def break_if_stale(info: LockInfo, ttl_s: float = LOCK_TTL_S) -> bool:
             os.unlink(aside)
         except FileNotFoundError:
             pass
+
+
+def create_once(path: Path, content: bytes) -> bool:
+    """Create `path` with `content` unless it exists, atomically: of several processes (on any host sharing the
+    folder) racing to create it, exactly one gets True."""
+    return _create_exclusive(path, content)
 
 
 def _create_exclusive(path: Path, content: bytes) -> bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TextIO
 
 from common.states import DRY_RUN_WORDS
@@ -16,12 +16,15 @@ from common.states import DRY_RUN_WORDS
 from .backends import BACKENDS, Pool, backend_class
 from .estimate import plan_cost
 from .execute import Summary, execute_runs
+from .locks import LOCK_TTL_S
 from .plan import Plan, plan_study
 from .rounds import print_adaptive_dry_run, run_rounds
 from .spec import Study
 from .store import StudyPaths
 
-__all__ = ["RunOptions", "Summary", "run_study"]
+__all__ = ["RunOptions", "Summary", "run_study", "WAIT_POLL_S"]
+
+WAIT_POLL_S = 5.0  # --wait: how often the results folder is read again while runs are held elsewhere
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,8 @@ class RunOptions:
     bench: bool = True  # dry run: time a few training steps for runs no finished record covers
     adaptive: bool = False  # seeds by the study's [adaptive] policy instead of the grid's listed seeds
     recycle_workers_mb: float | None = None  # loky: replace a worker grown this many MiB (None: keep workers)
+    wait: bool = False  # after its own runs, wait for those running elsewhere and take over any whose holder died
+    slurm: dict = field(default_factory=dict)  # --backend slurm settings from the command line (slurm.SLURM_KEYS)
 
 
 def run_study(study: Study, options: RunOptions, *, out: TextIO | None = None, err: TextIO | None = None) -> Summary:
@@ -56,6 +61,8 @@ def run_study(study: Study, options: RunOptions, *, out: TextIO | None = None, e
     if options.dry_run:
         plan = plan_study(study, paths)
         _print_dry_run(plan, out)
+        for line in backend.describe(study, options):
+            print(line, file=out)
         for line in plan_cost(plan, slots, options.results, bench=options.bench).lines():
             print(line, file=out)
         return Summary(study.name, skipped=plan.final,
@@ -86,7 +93,8 @@ def run_study(study: Study, options: RunOptions, *, out: TextIO | None = None, e
 
 def _run_grid(study: Study, options: RunOptions, paths: StudyPaths, pool: Pool, slots, where: str, summary: Summary,
               err: TextIO) -> None:
-    """Every run of the grid's listed seeds that has no final record."""
+    """Every run of the grid's listed seeds that has no final record. Waiting (--wait, and always on a backend
+    whose lost workers leave locks behind): until no run is running elsewhere, taking over any whose holder died."""
     if study.adaptive is not None:
         print(f"note: {study.name} has an [adaptive] policy; this runs the grid's listed seeds (add --adaptive "
               f"to use the policy)", file=err)
@@ -101,8 +109,27 @@ def _run_grid(study: Study, options: RunOptions, paths: StudyPaths, pool: Pool, 
     cost = plan_cost(plan, slots, options.results) if todo else None  # records only: no bench before a run
     for line in cost.lines()[1:] if cost is not None and cost.seconds is not None else []:
         print(line, file=err)
-    if todo:
-        execute_runs(study, paths, pool, todo, summary, err, data_dir=options.data_dir, progress=options.progress)
+    wait = options.wait or pool.waits_for_stale
+    told = False
+    while True:
+        if todo:
+            execute_runs(study, paths, pool, todo, summary, err, data_dir=options.data_dir, progress=options.progress)
+        if not wait or summary.no_space:
+            return
+        plan = plan_study(study, paths)
+        # What failed here stays failed (retries are the policy's); a run freed by a dead holder is taken over.
+        todo = [r for r in plan.todo if r.run_id not in summary.errors]
+        if not todo and not plan.count("running"):
+            break
+        if not todo:
+            if not told:
+                print(f"waiting for {plan.count('running')} run(s) running elsewhere; one whose holder dies is taken "
+                      f"over (within {LOCK_TTL_S:.0f}s across hosts)", file=err)
+                told = True
+            time.sleep(WAIT_POLL_S)
+    # Everything is final now: what this scheduler did not finish, others did (or had before it started).
+    summary.elsewhere = 0
+    summary.skipped = plan.count("done") + plan.count("diverged") - summary.ok - summary.diverged
 
 
 def _print_dry_run(plan: Plan, out: TextIO) -> None:

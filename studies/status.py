@@ -75,12 +75,12 @@ def study_status(study: Study, results: str = "results", *, slots: list[Slot] | 
         key = run.cell(study.cell_fields)
         cell = cells.setdefault(key, CellStatus(dict(zip(study.cell_fields, key))))
         state = plan.state[run.run_id]
-        estimate = speedrun.train_flops(run.config)
+        # Counted only where no record says: the network's own FLOP count takes a meta-device forward per width.
         if state in FINAL_STATES:  # a diverged run spent compute up to the epoch it stopped at
             setattr(cell, state, getattr(cell, state) + 1)
-            cell.flops_done += int(plan.records[run.run_id].get("train_flops") or estimate)
+            cell.flops_done += int(plan.records[run.run_id].get("train_flops") or speedrun.train_flops(run.config))
             continue
-        cell.flops_remaining += estimate
+        cell.flops_remaining += speedrun.train_flops(run.config)
         if state == "failed":
             cell.failed += 1
         elif state == "running":

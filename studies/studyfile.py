@@ -15,6 +15,8 @@
     target_se = 0.10                    # or target_halfwidth = 0.15 with at = { width = 128, epochs = 80 }
     [after]                             # optional: once every run is ok, `COMMAND <results>/<name>` (plugins.py)
     command = ["python", "-m", "analysis", "compare"]
+    [slurm]                             # optional: job settings for --backend slurm (slurm.py)
+    partition = "gpu"
 
 Every problem found is reported (file, key, what is allowed, what to do), not just the first; `StudyError`
 carries them all. Each grid point is built into a TrainConfig, so an invalid value is caught here, not an
@@ -28,10 +30,11 @@ from pathlib import Path
 from typing import Any
 
 import speedrun
-from speedrun import EXECUTION_FIELDS, ConfigError, TrainConfig, run_id
+from speedrun import EXECUTION_FIELDS, ConfigError, TrainConfig
 
 from .adaptive import NOISE_CHOICES
-from .spec import Adaptive, Policy, Study
+from .slurm import check_slurm_table
+from .spec import MAX_RUNS, Adaptive, Policy, Study
 
 try:
     import tomllib
@@ -42,7 +45,7 @@ __all__ = ["StudyError", "load_study", "resolve_study", "builtin_studies", "GRID
 
 GRIDS_DIR = Path(__file__).parent / "grids"
 _TOP_KEYS = {"name": str, "description": str, "grid": dict, "fixed": dict, "policy": dict, "adaptive": dict,
-             "after": dict}
+             "after": dict, "slurm": dict}
 _REQUIRED = ("name", "description", "grid")
 _POLICY_KEYS = {"retries": "an integer >= 0", "timeout_s": "a number of seconds > 0",
                 "kill_grace_s": "a number of seconds > 0"}
@@ -79,8 +82,9 @@ def resolve_study(name_or_path: str | Path) -> Path:
     return builtin
 
 
-def load_study(name_or_path: str | Path) -> Study:
-    """Read and validate a study; raises StudyError listing every problem."""
+def load_study(name_or_path: str | Path, *, max_runs: int | None = MAX_RUNS) -> Study:
+    """Read and validate a study; raises StudyError listing every problem. A grid of more than `max_runs` runs
+    is refused before it is expanded (None: no limit)."""
     path = resolve_study(name_or_path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -88,10 +92,10 @@ def load_study(name_or_path: str | Path) -> Study:
         raise StudyError([f"{path}: cannot read it ({e})"]) from None
     except tomllib.TOMLDecodeError as e:
         raise StudyError([f"{path}: not valid TOML ({e}); see https://toml.io for the syntax"]) from None
-    return _validate(data, path)
+    return _validate(data, path, max_runs)
 
 
-def _validate(data: dict, path: Path) -> Study:
+def _validate(data: dict, path: Path, max_runs: int | None = MAX_RUNS) -> Study:
     problems: list[str] = []
 
     def problem(key: str, message: str) -> None:
@@ -139,11 +143,16 @@ def _validate(data: dict, path: Path) -> Study:
     adaptive = (_check_adaptive(data["adaptive"], [k for k in grid if k != "seed"], problem)
                 if isinstance(data.get("adaptive"), dict) else None)
     after = _check_after(data["after"], problem) if isinstance(data.get("after"), dict) else ()
+    slurm = check_slurm_table(data["slurm"], problem) if isinstance(data.get("slurm"), dict) else {}
     if problems:
         raise StudyError(problems)
 
     study = Study(name=name, description=description.strip(), grid={k: tuple(v) for k, v in grid.items()},
-                  fixed=dict(fixed), policy=policy, source=str(path), adaptive=adaptive, after=after)
+                  fixed=dict(fixed), policy=policy, source=str(path), adaptive=adaptive, after=after, slurm=slurm)
+    if max_runs is not None and study.size > max_runs:
+        sizes = " x ".join(f"{len(v)} {k}" for k, v in study.grid.items())
+        raise StudyError([f"{path}: grid: {sizes} = {study.size:,} runs, over the limit of {max_runs:,} "
+                          f"(a typo?); shorten the lists, or pass --allow-large-grid if you mean it"])
     _check_configs(study, problem)
     if not problems and adaptive is not None and adaptive.budget_flops is not None:
         first = sum(speedrun.train_flops(study.run_at({**cell, "seed": seed}).config)
@@ -288,17 +297,25 @@ def _check_configs(study: Study, problem) -> None:
     errors: dict[tuple[str, str | None], list[dict]] = {}  # (message, field at fault) -> points
     ids: dict[str, dict] = {}
     points = study.points()
+    runs = []
+    derived_ok: set[tuple] = set()  # points (seed left out: it changes no derived value) already checked
     for point in points:
         try:
-            config = TrainConfig(**{**study.fixed, **point})
-            config.derived()  # also checks what depends on the data size (steps per epoch >= 1)
+            run = study.run_at(point)
+            key = tuple((k, v) for k, v in point.items() if k != "seed")
+            if key not in derived_ok:
+                run.config.derived()  # also checks what depends on the data size (steps per epoch >= 1)
+                derived_ok.add(key)
         except (ConfigError, TypeError, ValueError) as e:
             errors.setdefault((str(e).splitlines()[0], getattr(e, "field", None)), []).append(point)
             continue
-        rid = run_id(config)
-        if rid in ids:
-            problem("grid", f"points {ids[rid]} and {point} are the same run (run_id {rid}); remove the duplicate")
-        ids[rid] = point
+        runs.append(run)
+        if run.run_id in ids:
+            problem("grid", f"points {ids[run.run_id]} and {point} are the same run (run_id {run.run_id}); "
+                            f"remove the duplicate")
+        ids[run.run_id] = point
+    if len(runs) == len(points):
+        vars(study)["_runs"] = tuple(runs)  # Study.runs()'s cache: the grid is expanded once, here
     for (message, field_name), bad in errors.items():
         key = (f"grid.{field_name}" if field_name in study.grid else f"fixed.{field_name}"
                if field_name in study.fixed else f"{field_name} (default)" if field_name else "grid")

@@ -116,6 +116,7 @@ def test_without_records_the_dry_run_benches_and_says_so(tmp_path, capsys):
     assert main(["run", str(path), "--results", results, "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "estimated time left: " in out and "unknown" not in out, out
-    assert "rate: speedrun bench on " in out and "(1 threads), width 2: training steps at" in out
+    assert "rate: speedrun bench on " in out and "(1 threads): 1 of 1 network(s) timed within" in out, out
+    assert "(width 2) at " in out and "interpolated" not in out, "one network: timed, nothing to interpolate"
     assert "whole runs assumed 1.0-1.5x longer" in out
     assert not (tmp_path / "r").exists(), "a dry run writes nothing, bench included"

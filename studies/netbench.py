@@ -1,0 +1,124 @@
+"""Timing a few networks within a fixed time, for the cost estimate of runs that no finished record covers.
+
+A grid may hold dozens of distinct networks (widths); timing each in a fresh `speedrun bench` took 347 s for 20
+widths on the 2-core dev VM. Instead at most BENCH_NETWORKS of them are timed — the smallest and largest by
+forward FLOPs per image first, then ones in between — in ONE subprocess (one torch import, CUDA never touched in
+the scheduler), stopped BENCH_BUDGET_S after its start-up (the first network is always waited for, up to a
+minute, so that there is an estimate at all). Every other network gets the training FLOP/s
+interpolated linearly in log(FLOPs per image) between the timed ones, held constant outside their range; the
+estimate's rate line says which were timed and how many were interpolated.
+"""
+from __future__ import annotations
+
+import json
+import math
+import queue
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+import speedrun
+
+from .plugins import checkout_env
+
+__all__ = ["BENCH_NETWORKS", "BENCH_BUDGET_S", "Timed", "pick", "bench_within", "interpolate"]
+
+BENCH_NETWORKS = 3  # networks timed at most per device: the ends of the FLOPs range and its middle
+BENCH_BUDGET_S = 5.0  # wall seconds of timing after the subprocess has started; what is unfinished is interpolated
+_FIRST_LIMIT_S = 60.0  # but the first (smallest) network is waited for this long, start-up included: some estimate
+_STEPS, _WARMUP = 3, 1  # a few steps: a rate good to tens of percent, which is what the estimate's range claims
+
+# Runs in the subprocess: one JSON config per stdin line in, one `speedrun.bench` result per stdout line out.
+_SCRIPT = ("import json, sys\nfrom speedrun import TrainConfig\nfrom speedrun.bench import bench\n"
+           "print('ready', flush=True)\n"
+           "for line in sys.stdin:\n"
+           f"    print(json.dumps(bench(TrainConfig(**json.loads(line)), steps={_STEPS}, warmup={_WARMUP})), "
+           "flush=True)\n")
+
+
+@dataclass(frozen=True)
+class Timed:
+    """One timed network: its forward FLOPs per image and its training-step FLOP/s."""
+
+    width: int
+    flops_per_image: float
+    rate: float  # training FLOP/s of the step (train_gflops_per_s * 1e9)
+    device_name: str
+
+
+def flops_per_image(config: speedrun.TrainConfig) -> float:
+    return float(speedrun.model_stats(config)["forward_flops_per_image"])
+
+
+def pick(configs: list[speedrun.TrainConfig], n: int = BENCH_NETWORKS) -> list[speedrun.TrainConfig]:
+    """Up to `n` configs spread over the FLOPs range, in the order to time them: smallest, largest, then between."""
+    ordered = sorted(configs, key=flops_per_image)
+    if len(ordered) <= n:
+        chosen = ordered
+    else:
+        chosen = [ordered[round(i * (len(ordered) - 1) / (n - 1))] for i in range(n)] if n > 1 else ordered[:1]
+    return list(dict.fromkeys([chosen[0], chosen[-1], *chosen]))
+
+
+def bench_within(configs: list[speedrun.TrainConfig], budget_s: float = BENCH_BUDGET_S) -> list[Timed]:
+    """Time `configs` (device and threads already set) in order, in one subprocess, for at most `budget_s`."""
+    try:
+        proc = subprocess.Popen([sys.executable, "-c", _SCRIPT], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True, env=checkout_env())
+    except OSError:
+        return []
+    lines: queue.Queue = queue.Queue()
+
+    def read() -> None:
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        proc.stdin.write("".join(json.dumps(c.to_dict()) + "\n" for c in configs))
+        proc.stdin.close()
+    except OSError:
+        pass  # it died at start-up; the reader sees the end
+    first_deadline = time.monotonic() + _FIRST_LIMIT_S
+    deadline = first_deadline  # until the subprocess says it is ready (imports take seconds on a busy machine)
+    timed: list[Timed] = []
+    while len(timed) < len(configs):
+        wait = (deadline if timed else max(deadline, first_deadline)) - time.monotonic()
+        try:
+            line = lines.get(timeout=max(0.0, wait))
+        except queue.Empty:
+            break  # the budget is spent: what is unfinished is interpolated instead
+        if line is None:
+            break
+        if line.strip() == "ready":
+            deadline = time.monotonic() + budget_s
+            first_deadline = min(first_deadline, time.monotonic() + _FIRST_LIMIT_S)
+            continue
+        try:
+            result = json.loads(line)
+        except ValueError:
+            continue
+        config = configs[len(timed)]
+        timed.append(Timed(config.width, flops_per_image(config), result["train_gflops_per_s"] * 1e9,
+                           result["device_name"]))
+    proc.kill()
+    proc.wait()
+    return timed
+
+
+def interpolate(timed: list[Timed], fpi: float) -> float:
+    """Training FLOP/s at `fpi` forward FLOPs per image: linear in log(FLOPs) between timed networks, the nearest
+    one's rate outside their range (no extrapolated trend: small nets are overhead-bound, large ones saturate)."""
+    points = sorted((math.log(t.flops_per_image), t.rate) for t in timed)
+    x = math.log(fpi)
+    if x <= points[0][0]:
+        return points[0][1]
+    if x >= points[-1][0]:
+        return points[-1][1]
+    for (x0, y0), (x1, y1) in zip(points, points[1:]):
+        if x0 <= x <= x1:
+            return y0 + (y1 - y0) * (x - x0) / (x1 - x0) if x1 > x0 else y0
+    return points[-1][1]
