@@ -26,11 +26,13 @@ import pandas as pd
 
 from .errors import AnalysisError, NoRecordsError, RecordWarning
 
-__all__ = ["load", "LoadResult", "SCHEMA_VERSION", "EXECUTION_FIELDS", "METRIC", "STATUSES"]
+__all__ = ["load", "LoadResult", "SCHEMA_VERSION", "EXECUTION_FIELDS", "METRIC", "STATUSES", "REPORT_JSON"]
 
 SCHEMA_VERSION = 1  # the record layout this reader is written for (results/README.md)
 METRIC = "ema_val_acc"  # the headline: final EMA test accuracy, a fraction in [0, 1]
 STATUSES = ("ok", "failed", "diverged")
+# What `analysis report` writes beside the records (reportjson.py): a study folder's JSON that is not a record.
+REPORT_JSON = "report.json"
 # Config fields that say where/how a run executed but cannot change its result; they never define a grid cell.
 # A mirror of speedrun.config.EXECUTION_FIELDS, because analysis must not import speedrun; a test compares the two.
 EXECUTION_FIELDS = frozenset({"device", "data_dir", "compile", "cuda_graph", "threads", "eval_batch_size"})
@@ -79,7 +81,7 @@ def load(directory: str | Path, *, include_failed: bool = False) -> LoadResult:
         raise AnalysisError(f"{root} does not exist; pass a folder of run records such as results/<study>")
     if not root.is_dir():
         raise AnalysisError(f"{root} is not a folder; pass a folder of run records such as results/<study>")
-    paths = sorted(p for p in root.rglob("*.json") if not p.name.startswith("."))
+    paths = sorted(p for p in root.rglob("*.json") if not p.name.startswith(".") and p.name != REPORT_JSON)
     if not paths:
         raise NoRecordsError(f"no run records (*.json) under {root}; run a study first (python -m studies run ...)")
 
