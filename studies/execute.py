@@ -9,7 +9,8 @@ import os
 import secrets
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TextIO
+from pathlib import Path
+from typing import Callable, TextIO
 
 import speedrun
 
@@ -60,8 +61,10 @@ class Summary:
 
 
 def execute_runs(study: Study, paths: StudyPaths, pool: Pool, todo: list[Run], summary: Summary, err: TextIO, *,
-                 data_dir: str | None = None, progress: bool = True) -> None:
-    """Run `todo` on `pool` until every run has an outcome, or the disk is full (then `summary.no_space`)."""
+                 data_dir: str | None = None, progress: bool = True,
+                 on_record: Callable[[Path, str], None] | None = None) -> None:
+    """Run `todo` on `pool` until every run has an outcome, or the disk is full (then `summary.no_space`).
+    `on_record(study folder, run_id)` is called in this process as each run's final record lands (the live export)."""
     from tqdm.auto import tqdm
 
     weight = {r.run_id: _flops(r) for r in todo}
@@ -114,6 +117,8 @@ def execute_runs(study: Study, paths: StudyPaths, pool: Pool, todo: list[Run], s
                 bar.update(weight[run.run_id])
                 bar.set_postfix_str(f"runs {finished}/{len(todo)}, failed {summary.failed}")
                 bar.write(_outcome_line(run, outcome), file=err)
+                if on_record is not None and outcome.state in ("ok", "failed", "diverged"):
+                    on_record(paths.root, run.run_id)
 
 
 def _execution_config(run: Run, slot: Slot | None, data_dir: str | None) -> speedrun.TrainConfig:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Callable, TextIO
 
 from .backends import BACKENDS, Pool, backend_class
 from .estimate import plan_cost
@@ -34,6 +34,7 @@ class RunOptions:
     progress: bool = True  # the tqdm bar on stderr
     bench: bool = True  # dry run: time a few training steps for runs no finished record covers
     adaptive: bool = False  # seeds by the study's [adaptive] policy instead of the grid's listed seeds
+    on_record: Callable | None = None  # (study folder, run_id) as each record lands: the live export (export/live.py)
 
 
 def run_study(study: Study, options: RunOptions, *, out: TextIO | None = None, err: TextIO | None = None) -> Summary:
@@ -67,7 +68,8 @@ def run_study(study: Study, options: RunOptions, *, out: TextIO | None = None, e
         where = backend.where(options, slots)
         if options.adaptive:
             print(f"{study.name}: adaptive seeds on {where}; results in {paths.root}", file=err)
-            run_rounds(study, paths, pool, summary, err, data_dir=options.data_dir, progress=options.progress)
+            run_rounds(study, paths, pool, summary, err, data_dir=options.data_dir, progress=options.progress,
+                       on_record=options.on_record)
         else:
             _run_grid(study, options, paths, pool, slots, where, summary, err)
     except KeyboardInterrupt:
@@ -99,7 +101,8 @@ def _run_grid(study: Study, options: RunOptions, paths: StudyPaths, pool: Pool, 
     for line in cost.lines()[1:] if cost is not None and cost.seconds is not None else []:
         print(line, file=err)
     if todo:
-        execute_runs(study, paths, pool, todo, summary, err, data_dir=options.data_dir, progress=options.progress)
+        execute_runs(study, paths, pool, todo, summary, err, data_dir=options.data_dir, progress=options.progress,
+                     on_record=options.on_record)
 
 
 def _print_dry_run(plan: Plan, out: TextIO) -> None:
