@@ -62,7 +62,9 @@ class WandbExporter:
         return state
 
     def close(self) -> None:
-        pass
+        teardown = getattr(self._wandb, "teardown", None)
+        if teardown is not None:  # stop W&B's background service now, not at interpreter exit
+            teardown()
 
     def _init(self, wid, name, group, job_type, tags, config):
         self.dir.mkdir(parents=True, exist_ok=True)
