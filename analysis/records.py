@@ -28,11 +28,14 @@ from common.record import EXECUTION_FIELDS, METRIC, SCHEMA_VERSION, STATUSES
 
 from .errors import AnalysisError, NoRecordsError, RecordWarning
 
-__all__ = ["load", "LoadResult", "SCHEMA_VERSION", "EXECUTION_FIELDS", "METRIC", "STATUSES"]
+__all__ = ["load", "LoadResult", "SCHEMA_VERSION", "EXECUTION_FIELDS", "METRIC", "STATUSES", "REPORT_JSON"]
 
 # SCHEMA_VERSION (the record layout this reader is written for), METRIC (the headline), STATUSES and
 # EXECUTION_FIELDS (config fields that cannot change a result, so they never define a grid cell) are
 # common.record's: the trainer writes records with the same ones.
+# What `analysis report` writes beside the records (report/report_json.py): a study folder's JSON that is not a
+# record.
+REPORT_JSON = "report.json"
 _FIRST_COLUMNS = ("run_id", "study", "status", "width", "epochs", "seed", METRIC, "val_acc", "train_time_s",
                   "train_flops", "num_params")
 
@@ -78,7 +81,7 @@ def load(directory: str | Path, *, include_failed: bool = False) -> LoadResult:
         raise AnalysisError(f"{root} does not exist; pass a folder of run records such as results/<study>")
     if not root.is_dir():
         raise AnalysisError(f"{root} is not a folder; pass a folder of run records such as results/<study>")
-    paths = sorted(p for p in root.rglob("*.json") if not p.name.startswith("."))
+    paths = sorted(p for p in root.rglob("*.json") if not p.name.startswith(".") and p.name != REPORT_JSON)
     if not paths:
         raise NoRecordsError(f"no run records (*.json) under {root}; run a study first (python -m studies run ...)")
 

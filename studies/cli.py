@@ -1,4 +1,5 @@
-"""`python -m studies run|status NAME|FILE ...`: the command line over run_study and study_status.
+"""`python -m studies run|status NAME|FILE ...` and `export DIR`: the command line over run_study, study_status and
+the export (export/cli.py).
 
 Exit codes: 0 all good, 1 some run failed (or the study's [after] command did), 2 the study file, the options or
 the results folder are unusable (nothing ran), 130 interrupted.
@@ -28,12 +29,14 @@ def build_parser() -> argparse.ArgumentParser:
     from . import slurm
     from .backends import BACKENDS
     from .spec import MAX_RUNS
+    from .export import TRACKERS
+    from .export.cli import add_export_parser, add_tracker_options
     from .studyfile import builtin_studies
 
     parser = argparse.ArgumentParser(
         prog="python -m studies", description="Run grids of speedrun trainings (studies) and see where they stand.",
         epilog="Built-in studies: " + ", ".join(builtin_studies()) + ". See studies/README.md.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,status}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,status,export}")
     run = sub.add_parser("run", help="execute every run of a study that has no ok record yet")
     status = sub.add_parser("status", help="done / failed / running / pending per grid cell")
     for p in (run, status):
@@ -64,11 +67,16 @@ def build_parser() -> argparse.ArgumentParser:
                           "(logged; default: workers are kept, with their CUDA context, data and compiled steps)")
     run.add_argument("--no-bench", action="store_true",
                      help="--dry-run: no `speedrun bench` for runs no finished record covers (their time stays unknown)")
+    run.add_argument("--export", choices=tuple(TRACKERS), metavar="TRACKER",
+                     help="export each record to this tracker as it lands (" + ", ".join(TRACKERS) + "; options "
+                          "as for `export`); a failing tracker warns and never stops the study")
+    add_tracker_options(run)
     status.add_argument("--bench", action="store_true",
                         help="time a few training steps (`speedrun bench`) for runs no finished record covers")
     status.add_argument("--adaptive", action="store_true",
                         help="show the runs the study's [adaptive] policy has chosen, as `run --adaptive` sees them")
     slurm.add_arguments(run)
+    add_export_parser(sub)
     return parser
 
 
@@ -82,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "export":
+        from .export.cli import export_main
+
+        return export_main(args)
     from .devices import DeviceError, parse_devices
     from .backends import BackendError, default_backend
     from .store import StoreError
@@ -112,6 +124,7 @@ def _main(argv: list[str] | None) -> int:
     from .slurm import from_args
 
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` gets the same orderly stop as Ctrl-C
+    live = _live_export(args)
     try:
         options = RunOptions(results=args.results, jobs=args.jobs,
                              devices=parse_devices(args.devices) if args.devices is not None else None,
@@ -119,11 +132,14 @@ def _main(argv: list[str] | None) -> int:
                              data_dir=args.data_dir,
                              dry_run=args.dry_run, progress=not args.no_progress, bench=not args.no_bench,
                              adaptive=args.adaptive, recycle_workers_mb=args.recycle_workers, wait=args.wait,
-                             slurm=from_args(args))
+                             slurm=from_args(args),
+                             on_record=live.on_record if live else None)
         summary = run_study(study, options)
     except (DeviceError, StoreError, BackendError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    for line in live.finish() if live else ():  # a tracker's trouble is a warning: the exit code stays the study's
+        print(line, file=sys.stderr if line.startswith("warning") else sys.stdout)
     if args.dry_run and study.after:
         print(f"once every run is ok: {shlex.join(after_argv(study, args.results))} (the study's [after])")
     if not args.dry_run:
@@ -155,6 +171,15 @@ def _record_ids(study, results: str) -> list[str]:
     from .store import StudyPaths
 
     return StudyPaths.of(results, study.name).record_ids()
+
+
+def _live_export(args):
+    if args.export is None or args.dry_run:
+        return None
+    from .export.cli import tracker_options
+    from .export.live import LiveExport
+
+    return LiveExport(args.export, tracker_options(args), sys.stderr)
 
 
 def _interrupt(signum, frame) -> None:

@@ -10,11 +10,12 @@ import secrets
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TextIO
+from pathlib import Path
+from typing import Callable, TextIO
 
 import speedrun
 
-from common.states import FINAL_STATUSES
+from common.states import FINAL_STATUSES, RECORD_STATUSES
 
 from .backends import Pool
 from .devices import Slot
@@ -63,8 +64,10 @@ class Summary:
 
 
 def execute_runs(study: Study, paths: StudyPaths, pool: Pool, todo: list[Run], summary: Summary, err: TextIO, *,
-                 data_dir: str | None = None, progress: bool = True) -> None:
-    """Run `todo` on `pool` until every run has an outcome, or the disk is full (then `summary.no_space`)."""
+                 data_dir: str | None = None, progress: bool = True,
+                 on_record: Callable[[Path, str], None] | None = None) -> None:
+    """Run `todo` on `pool` until every run has an outcome, or the disk is full (then `summary.no_space`).
+    `on_record(study folder, run_id)` is called in this process as each run's final record lands (the live export)."""
     from tqdm.auto import tqdm
 
     weight = {r.run_id: _flops(r) for r in todo}
@@ -118,6 +121,8 @@ def execute_runs(study: Study, paths: StudyPaths, pool: Pool, todo: list[Run], s
                     bar.update(weight[run.run_id])
                     bar.set_postfix_str(f"runs {finished}/{len(todo)}, failed {summary.failed}")
                     bar.write(_outcome_line(run, outcome), file=err)
+                    if on_record is not None and outcome.state in RECORD_STATUSES:
+                        on_record(paths.root, run.run_id)
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (Slurm preemption and scancel send it before SIGKILL)
         pool.close(kill=True)
         _free_locks(paths, [(run.run_id, submission) for run, _, _, submission in in_flight.values()])

@@ -30,7 +30,7 @@ def predictor_for(study: Study, paths: StudyPaths, *, write_cache: bool = True) 
 
 
 def run_rounds(study: Study, paths: StudyPaths, pool: Pool, summary: Summary, err: TextIO, *,
-               data_dir: str | None, progress: bool) -> None:
+               data_dir: str | None, progress: bool, on_record=None) -> None:
     """Execute rounds until the policy stops, a run fails (it holds the policy until a rerun gets it through),
     the disk is full, or the user interrupts (KeyboardInterrupt propagates)."""
     predictor = predictor_for(study, paths)
@@ -48,7 +48,7 @@ def run_rounds(study: Study, paths: StudyPaths, pool: Pool, summary: Summary, er
             continue
         print(f"adaptive round {state.round}: {len(todo)} run(s) — {_why(state)}", file=err)
         failed, lost, elsewhere = summary.failed, summary.lost, summary.elsewhere
-        execute_runs(study, paths, pool, todo, summary, err, data_dir=data_dir, progress=progress)
+        execute_runs(study, paths, pool, todo, summary, err, data_dir=data_dir, progress=progress, on_record=on_record)
         if summary.elsewhere > elsewhere:  # claimed by another scheduler meanwhile: give it time to finish
             time.sleep(WAIT_POLL_S)
         if summary.no_space or summary.failed > failed or summary.lost > lost:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Callable, TextIO
 
 from common.states import DRY_RUN_WORDS
 
@@ -42,6 +42,7 @@ class RunOptions:
     recycle_workers_mb: float | None = None  # loky: replace a worker grown this many MiB (None: keep workers)
     wait: bool = False  # after its own runs, wait for those running elsewhere and take over any whose holder died
     slurm: dict = field(default_factory=dict)  # --backend slurm settings from the command line (slurm.SLURM_KEYS)
+    on_record: Callable | None = None  # (study folder, run_id) as each record lands: the live export (export/live.py)
 
 
 def run_study(study: Study, options: RunOptions, *, out: TextIO | None = None, err: TextIO | None = None) -> Summary:
@@ -77,7 +78,8 @@ def run_study(study: Study, options: RunOptions, *, out: TextIO | None = None, e
         where = backend.where(options, slots)
         if options.adaptive:
             print(f"{study.name}: adaptive seeds on {where}; results in {paths.root}", file=err)
-            run_rounds(study, paths, pool, summary, err, data_dir=options.data_dir, progress=options.progress)
+            run_rounds(study, paths, pool, summary, err, data_dir=options.data_dir, progress=options.progress,
+                       on_record=options.on_record)
         else:
             _run_grid(study, options, paths, pool, slots, where, summary, err)
     except KeyboardInterrupt:
@@ -113,7 +115,8 @@ def _run_grid(study: Study, options: RunOptions, paths: StudyPaths, pool: Pool, 
     told = False
     while True:
         if todo:
-            execute_runs(study, paths, pool, todo, summary, err, data_dir=options.data_dir, progress=options.progress)
+            execute_runs(study, paths, pool, todo, summary, err, data_dir=options.data_dir, progress=options.progress,
+                         on_record=options.on_record)
         if not wait or summary.no_space:
             return
         plan = plan_study(study, paths)
@@ -129,7 +132,7 @@ def _run_grid(study: Study, options: RunOptions, paths: StudyPaths, pool: Pool, 
             time.sleep(WAIT_POLL_S)
     # Everything is final now: what this scheduler did not finish, others did (or had before it started).
     summary.elsewhere = 0
-    summary.skipped = plan.count("done") + plan.count("diverged") - summary.ok - summary.diverged
+    summary.skipped = plan.final - summary.ok - summary.diverged
 
 
 def _print_dry_run(plan: Plan, out: TextIO) -> None:

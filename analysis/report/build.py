@@ -14,6 +14,7 @@ from ..study import DEFAULT_BOOT, StudyAnalysis, analyse
 from ..writer import write_atomic
 from .data_figures import (new_axes, plot_accuracy_heatmap, plot_accuracy_vs_epochs, plot_error_vs_flops,
                            plot_time_frontier, save_figure)
+from .report_json import write_report_json
 from .fit_figures import plot_checks, plot_exponent_pairs, plot_parity, plot_residuals
 from .sections import (allocation_section, cells_section, checks_section, comparison_section, held_out_section,
                        laws_section, provenance_section, runs_section)
@@ -28,6 +29,7 @@ def report(study_dir: str | Path, *, n_boot: int = DEFAULT_BOOT, n_jobs: int = 1
     study_dir = Path(study_dir)
     analysis = analyse(study_dir, n_boot=n_boot, n_jobs=n_jobs, seed=seed, **options)
     figures = _figures(analysis, study_dir / "figures")
+    write_report_json(study_dir, analysis, figures)  # the same numbers for machines (reportjson.py)
     return write_atomic(study_dir / "report.md", render(analysis, figures))
 
 
