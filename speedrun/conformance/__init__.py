@@ -11,3 +11,4 @@ Nothing here trains for a study: the trainer (speedrun's top level) never import
 - verify/: the ten-minute GPU proof, all of the above plus a side-by-side with the seed's main.py
   (`python -m speedrun.verify`, an alias of `python -m speedrun.conformance.verify`).
 """
+__all__: list[str] = []  # a package of runnable checks: import its modules by name
