@@ -74,10 +74,11 @@ CONFEOF
 }
 
 stop_pidfile() {
-  local f="$1"
-  if [ -s "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null; then
-    kill "$(cat "$f")"
-    for _ in $(seq 20); do kill -0 "$(cat "$f")" 2>/dev/null || break; sleep 0.5; done
+  local f="$1" pid
+  pid="$(cat "$f" 2>/dev/null || true)"  # read once: the daemon removes its pid file as it exits
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    kill "$pid"
+    for _ in $(seq 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
   fi
   rm -f "$f"
 }
