@@ -140,7 +140,8 @@ class _EagerSteps:
             perm, dy, dx, flip = draw_augmentation(n, cfg, torch.Generator(device=device).manual_seed(0))
             used = perm[:cfg.batch_size]
             x = augment_epoch(self.padded, used, dy, dx, flip)
-            train_step(net, optimizer, self.loss_fn, x, self.data.train_y[used], cfg.loss_scale, self.autocast)
+            train_step(net, optimizer, self.loss_fn, x, self.data.train_y[used], cfg.loss_scale, self.autocast,
+                       self.loss_dtype)
             EMA(net).update(0.5)
 
     def take_sums(self) -> tuple[float, int]:

@@ -8,7 +8,7 @@ import math
 import pytest
 
 from analysis import load
-from analysis.reporting import report
+from analysis.report import report
 from analysis.study import analyse
 from analysis.testing import grid_records, make_record, write_records
 
@@ -27,7 +27,8 @@ def _strict(text: str):
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("study")
+    base = tmp_path_factory.mktemp("reportjson")  # its own folder: "../elsewhere" must not meet another test's
+    directory = base / "study"
     write_records(directory, grid_records(true_error, widths=(32, 64, 96), epochs=(10, 20, 40), seeds=3, sd=0.0014,
                                           study="grid"))
     elsewhere = directory.parent / "elsewhere"

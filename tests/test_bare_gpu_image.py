@@ -74,7 +74,7 @@ def test_toolchain_reports_compiler_and_headers(tmp_path, monkeypatch):
 
 def test_without_a_toolchain_the_proof_goes_straight_to_the_graph_arm(tmp_path, monkeypatch, capsys):
     """The real proof's argument handling, up to the plan: with no compiler it plans the fast arm as `graph`."""
-    from speedrun.verify import __main__ as proof
+    from speedrun.conformance.verify import __main__ as proof
 
     missing = dict(c_compiler=None, python_headers=None, ok=False, missing=["C compiler", "Python headers"])
     planned = {}

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_every_package_with_an_init_is_listed():
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
-    found = {".".join(p.parent.relative_to(ROOT).parts) for top in ("speedrun", "studies", "analysis")
+    found = {".".join(p.parent.relative_to(ROOT).parts) for top in ("common", "speedrun", "studies", "analysis")
              for p in (ROOT / top).rglob("__init__.py")}
     assert found == listed, (f"not listed in pyproject.toml: {sorted(found - listed)}; "
                              f"listed but absent: {sorted(listed - found)}")

@@ -75,7 +75,7 @@ def test_a_new_backend_is_one_table_entry_and_its_class(tmp_path, monkeypatch, c
 def test_the_command_line_takes_its_choices_from_the_table(monkeypatch):
     action = next(a for a in build_parser()._subparsers._group_actions[0].choices["run"]._actions
                   if a.dest == "backend")
-    assert tuple(action.choices) == tuple(BACKENDS) == ("loky", "dask")
+    assert tuple(action.choices) == tuple(BACKENDS) == ("loky", "dask", "slurm")
     with pytest.raises(ValueError, match=r"--backend 'nope': expected one of loky, dask"):
         backend_class(RunOptions(backend="nope"))
 

@@ -72,7 +72,7 @@ def _law(name: str, fit, score, chosen: bool) -> dict:
         low, high = fit.intervals.get(param, (math.nan, math.nan))
         parameters[param] = {"estimate": _num(value), "ci95": [_num(low), _num(high)],
                              "identified": param not in fit.not_identified,
-                             "why_not_identified": fit.flag_reasons.get(param)}
+                             "why_not_identified": _text(fit.flag_reasons.get(param))}
     return {
         "name": name, "fitted": True, "chosen": chosen, "formula": fit.law.formula,
         "parameters": parameters,
@@ -135,3 +135,8 @@ def _num(v) -> float | None:
         return None
     v = float(v)
     return v if math.isfinite(v) else None
+
+
+def _text(flag) -> str | None:
+    """A parameter's identification flag as the report words it (None: identified)."""
+    return None if flag is None else str(flag)
