@@ -172,8 +172,9 @@ def test_backend_slurm_through_dask_jobqueue_survives_a_cancelled_job(tmp_path, 
     results = tmp_path / "results"
     proc = subprocess.Popen([sys.executable, "-m", "studies", "run", str(path), "--results", str(results),
                              "--backend", "slurm", "--max-jobs", "2", "--memory", "2GB", "--time", "00:20:00",
-                             "--no-progress", *data], cwd=ROOT, env=env(), stdout=subprocess.PIPE,
+                             "--no-progress", *data], cwd=tmp_path, env=env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
+    # cwd: the jobs' slurm-<id>.out files land in the submitting folder, as with any sbatch; keep them out of the checkout
     try:
         job, run_id = cancel_one_mid_run(results / "slurm-dask", "studies-slurm-dask")
         out, err = proc.communicate(timeout=600)
