@@ -112,15 +112,7 @@ def _compare_folders(args) -> int:
                            margin=args.margin / 100)
     print(f"{args.dir} against {args.against} at width {args.width} × {args.epochs} epochs")
     print(dataclasses.replace(result, margin=None).summary())
-    # The verdict in this question's words: equivalence of two of our samples, not reproduction of a reference.
-    m = args.margin
-    if result.equivalent:
-        print(f"equivalent within ±{m:g} points (TOST p = {result.tost_p:.2g})")
-    elif result.p_value < 0.05:
-        print(f"not equivalent: the difference is significant (Welch p = {result.p_value:.2g})")
-    else:
-        print(f"undecided: no significant difference (Welch p = {result.p_value:.2g}), and equivalence within "
-              f"±{m:g} points is not shown either (TOST p = {result.tost_p:.2g}); more runs needed")
+    print(result.equivalence_verdict)
     return 0
 
 

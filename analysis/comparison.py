@@ -46,17 +46,35 @@ class Comparison:
     equivalent: bool = False  # TOST rejects |difference| ≥ margin at the 5% level
 
     @property
-    def verdict(self) -> str:
-        """'reproduced' only where equivalence holds; otherwise what can be said."""
+    def outcome(self) -> str:
+        """What the tests decided: "equivalent" (TOST), "different" (Welch), "undecided", or "" without a margin."""
         if self.margin is None:
             return ""
-        m = 100 * self.margin
         if self.equivalent:
-            return f"reproduced: equivalent within ±{m:.2g} points (TOST p = {self.tost_p:.2g})"
-        if self.p_value < ALPHA:
-            return f"not reproduced: the difference is significant (Welch p = {self.p_value:.2g})"
-        return (f"not shown to reproduce: no significant difference (Welch p = {self.p_value:.2g}), but "
-                f"equivalence within ±{m:.2g} points is not shown either (TOST p = {self.tost_p:.2g}); more runs needed")
+            return "equivalent"
+        return "different" if self.p_value < ALPHA else "undecided"
+
+    @property
+    def verdict(self) -> str:
+        """'reproduced' only where equivalence holds; otherwise what can be said."""
+        m = 100 * self.margin if self.margin is not None else 0.0
+        return {"": "",
+                "equivalent": f"reproduced: equivalent within ±{m:.2g} points (TOST p = {self.tost_p:.2g})",
+                "different": f"not reproduced: the difference is significant (Welch p = {self.p_value:.2g})",
+                "undecided": (f"not shown to reproduce: no significant difference (Welch p = {self.p_value:.2g}), "
+                              f"but equivalence within ±{m:.2g} points is not shown either (TOST p = "
+                              f"{self.tost_p:.2g}); more runs needed")}[self.outcome]
+
+    @property
+    def equivalence_verdict(self) -> str:
+        """The same decision in the words of two of our own samples (bf16 against fp32), not of a reproduction."""
+        m = 100 * self.margin if self.margin is not None else 0.0
+        return {"": "",
+                "equivalent": f"equivalent within ±{m:g} points (TOST p = {self.tost_p:.2g})",
+                "different": f"not equivalent: the difference is significant (Welch p = {self.p_value:.2g})",
+                "undecided": (f"undecided: no significant difference (Welch p = {self.p_value:.2g}), and "
+                              f"equivalence within ±{m:g} points is not shown either (TOST p = {self.tost_p:.2g}); "
+                              "more runs needed")}[self.outcome]
 
     def summary(self, percent: bool = True) -> str:
         k, unit = (100.0, " pp") if percent else (1.0, "")
