@@ -240,6 +240,7 @@ class SlurmPool(DaskPool):
     waits_for_stale = True
 
     def __init__(self, study: Study, settings: dict):
+        Pool.__init__(self, None)  # no local slot limit: the cluster queues the tasks
         try:
             from dask_jobqueue import SLURMCluster
             from distributed import Client
@@ -258,8 +259,6 @@ class SlurmPool(DaskPool):
         self.cluster.adapt(minimum_jobs=0, maximum_jobs=settings["max_jobs"])
         self.client = Client(self.cluster)
         self.study = study.name
-        self.settings = settings
-        self._free = None
 
     @classmethod
     def check_options(cls, options) -> None:
@@ -272,7 +271,7 @@ class SlurmPool(DaskPool):
             raise ValueError("--address is for --backend dask; --backend slurm starts its own scheduler here")
         if options.devices is not None or options.jobs is not None:
             raise ValueError("--jobs/--devices apply to --backend loky; with slurm, set gpus_per_job and max_jobs "
-                             "([slurm] in the study file, or --slurm-gpus-per-job/--slurm-max-jobs)")
+                             "([slurm] in the study file, or --gpus-per-job/--max-jobs)")
 
     @classmethod
     def start(cls, study: Study, options, slots: None) -> "SlurmPool":
