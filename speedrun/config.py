@@ -11,13 +11,14 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import Callable
 
 from common.record import EXECUTION_FIELDS
 
 from .runtime import precision_names
 from .whiten import METHODS as WHITEN_METHODS
 
-__all__ = ["TrainConfig", "ConfigError", "Derived", "run_id", "EXECUTION_FIELDS", "IDENTITY_DEFAULTS", "DEVICES",
+__all__ = ["TrainConfig", "ConfigError", "Derived", "run_id", "run_id_by_seed", "EXECUTION_FIELDS", "IDENTITY_DEFAULTS", "DEVICES",
            "LR_DIV_FACTOR"]
 
 DEVICES = ("auto", "cpu", "cuda", "mps")  # "cuda:N" is accepted too
@@ -110,6 +111,14 @@ class TrainConfig:
 
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
+
+    def with_seed(self, seed: int) -> "TrainConfig":
+        """This config with another seed. Only the seed is checked: no other field changed, and no check relates
+        the seed to another field. A grid's seeds are built this way: 100,000 full constructions took seconds."""
+        _check_seed(seed)
+        copy = object.__new__(TrainConfig)
+        object.__setattr__(copy, "__dict__", {**self.__dict__, "seed": seed})
+        return copy
 
     def to_dict(self) -> dict:
         # Every field is a scalar, so a shallow dict is what asdict() gives, without its deep copies: run_id calls
@@ -218,10 +227,45 @@ def stage_widths(width: int) -> tuple[int, int, int, int]:
 
 def run_id(config: TrainConfig) -> str:
     """12 hex digits naming the run: a hash of every field that can change the result."""
-    identity = {k: v for k, v in sorted(config.to_dict().items())
-                if k not in EXECUTION_FIELDS and not (k in IDENTITY_DEFAULTS and v == IDENTITY_DEFAULTS[k])}
-    canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=repr)
+    return _digest(_canonical(_identity(config)))
+
+
+def run_id_by_seed(config: TrainConfig) -> Callable[[int], str]:
+    """seed -> run_id(config.with_seed(seed)), from one canonical text: the seed is one field of it and the text
+    around it is the same for every seed (a 100,000-run grid's ids in a tenth of the time)."""
+    identity = _identity(config)
+    identity["seed"] = _SEED_MARK
+    prefix, suffix = _canonical(identity).split(json.dumps(_SEED_MARK))
+
+    def of(seed: int) -> str:
+        _check_seed(seed)
+        return _digest(f"{prefix}{seed}{suffix}")  # an int's JSON is its str()
+
+    return of
+
+
+_SEED_MARK = "\x00seed\x00"  # no field's value can hold it (all are numbers, booleans and plain names)
+
+
+def _identity(config: TrainConfig) -> dict:
+    return {k: v for k, v in config.to_dict().items()
+            if k not in EXECUTION_FIELDS and not (k in IDENTITY_DEFAULTS and v == IDENTITY_DEFAULTS[k])}
+
+
+def _canonical(identity: dict) -> str:
+    return json.dumps(identity, sort_keys=True, separators=(",", ":"), default=repr)
+
+
+def _digest(canonical: str) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def _check_seed(seed) -> None:
+    """The seed's own check, worded as _validate words it."""
+    allowed = ("an integer" if not isinstance(seed, int) or isinstance(seed, bool) else
+               "an integer >= 0" if seed < 0 else None)
+    if allowed:
+        raise ConfigError(f"TrainConfig.seed={seed!r} is invalid: expected {allowed}", field="seed")
 
 
 # --- validation: one clear error naming the field and the allowed range

@@ -24,6 +24,22 @@ def test_counts_match_reference(width, params, trainable, mflops):
     assert round(stats["forward_flops_per_image"] / 1e6, 2) == mflops
 
 
+@pytest.mark.parametrize("width", [1, 2, 3, 5, 13, 16, 64, 100, 128])
+@pytest.mark.parametrize("se_ratio", [1, 4, 16])
+def test_flops_from_shapes_equal_flop_counter(width, se_ratio):
+    """forward_flops_per_image sums the layers' shapes; torch's FlopCounterMode, running the forward on the meta
+    device, is the oracle (a product added to forward() and not to the sums fails here)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        net = Net(TrainConfig(width=width, se_ratio=se_ratio))
+        x = torch.empty(1, 3, 32, 32)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        net.eval()(x)
+    assert net.forward_flops_per_image() == counter.get_total_flops()
+
+
 def test_stage_widths():
     assert stage_widths(64) == (32, 128, 256, 512)
     assert stage_widths(128) == (64, 256, 512, 1024)
