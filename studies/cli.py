@@ -100,6 +100,10 @@ def _main(argv: list[str] | None) -> int:
     from .spec import MAX_RUNS
     from .studyfile import StudyError, load_study
 
+    if args.command == "run" and args.dry_run and not args.no_bench or args.command == "status" and args.bench:
+        from .netbench import prestart
+
+        prestart()  # its torch import overlaps reading and expanding the grid
     try:
         study = load_study(args.study, max_runs=None if args.allow_large_grid else MAX_RUNS)
     except StudyError as e:

@@ -294,7 +294,9 @@ def _bench_groups(target: _Target, groups: list[list[Run]], overhead) -> dict[in
     if not timed:
         return {}
     low, high = overhead or _UNMEASURED_OVERHEAD
-    widths = ", ".join(str(t.width) for t in sorted(timed, key=lambda t: t.flops_per_image))
+    full = {c.width: c.batch_size for c in networks.values()}
+    widths = ", ".join(f"{t.width}" + (f" on {t.batch_size} images a step" if t.batch_size != full.get(t.width) else "")
+                       for t in sorted(timed, key=lambda t: t.flops_per_image))
     others = len(networks) - len(timed)
     source = (f"speedrun bench on {timed[0].device_name}: {len(timed)} of {len(networks)} network(s) timed within "
               f"{BENCH_BUDGET_S:g}s (width {widths}) at {_si(min(t.rate for t in timed))}FLOP/s to "

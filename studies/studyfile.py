@@ -295,32 +295,37 @@ def _check_policy(policy: dict | None, problem) -> Policy:
 def _check_configs(study: Study, problem) -> None:
     """Build the TrainConfig of every grid point; group identical errors so each is reported once."""
     errors: dict[tuple[str, str | None], list[dict]] = {}  # (message, field at fault) -> points
+
+    def failed(point: dict, e: Exception) -> None:
+        errors.setdefault((str(e).splitlines()[0], getattr(e, "field", None)), []).append(point)
+
     ids: dict[str, dict] = {}
-    points = study.points()
+    total = study.size
     runs = []
-    derived_ok: set[tuple] = set()  # points (seed left out: it changes no derived value) already checked
-    for point in points:
-        try:
-            run = study.run_at(point)
-            key = tuple((k, v) for k, v in point.items() if k != "seed")
-            if key not in derived_ok:
+    derived: dict[tuple, Exception | None] = {}  # per point without the seed (it changes no derived value)
+    for run in study.expand(on_error=failed):
+        key = tuple((k, v) for k, v in run.point.items() if k != "seed")
+        if key not in derived:
+            try:
                 run.config.derived()  # also checks what depends on the data size (steps per epoch >= 1)
-                derived_ok.add(key)
-        except (ConfigError, TypeError, ValueError) as e:
-            errors.setdefault((str(e).splitlines()[0], getattr(e, "field", None)), []).append(point)
+                derived[key] = None
+            except ConfigError as e:
+                derived[key] = e
+        if derived[key] is not None:
+            failed(run.point, derived[key])
             continue
         runs.append(run)
         if run.run_id in ids:
-            problem("grid", f"points {ids[run.run_id]} and {point} are the same run (run_id {run.run_id}); "
+            problem("grid", f"points {ids[run.run_id]} and {run.point} are the same run (run_id {run.run_id}); "
                             f"remove the duplicate")
-        ids[run.run_id] = point
-    if len(runs) == len(points):
+        ids[run.run_id] = run.point
+    if len(runs) == total:
         vars(study)["_runs"] = tuple(runs)  # Study.runs()'s cache: the grid is expanded once, here
     for (message, field_name), bad in errors.items():
         key = (f"grid.{field_name}" if field_name in study.grid else f"fixed.{field_name}"
                if field_name in study.fixed else f"{field_name} (default)" if field_name else "grid")
-        where = "" if len(bad) == len(points) else (
-            f" (in {len(bad)} of {len(points)} runs, e.g. {', '.join(f'{k}={v}' for k, v in bad[0].items())})")
+        where = "" if len(bad) == total else (
+            f" (in {len(bad)} of {total} runs, e.g. {', '.join(f'{k}={v}' for k, v in bad[0].items())})")
         problem(key, f"{message}{where} — change the value in the study file")
 
 

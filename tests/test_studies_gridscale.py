@@ -11,7 +11,8 @@ import pytest
 import speedrun
 from studies import load_study
 from studies.cli import main
-from studies.netbench import Timed, interpolate, pick
+from studies import netbench
+from studies.netbench import Timed, cpu_batch, interpolate, pick
 from studies.studyfile import StudyError
 from test_studies_run import write_study
 
@@ -45,7 +46,23 @@ def test_runs_are_expanded_once_and_match_a_fresh_expansion(tmp_path):
     assert first == again and first is not again, "a copy of the cached runs, so callers cannot edit the cache"
     fresh = [study.run_at(p) for p in study.points()]
     assert [r.run_id for r in first] == [r.run_id for r in fresh]
+    assert [r.config for r in first] == [r.config for r in fresh] and [r.point for r in first] == [r.point for r in fresh]
     assert study.size == 8 == len(first)
+
+
+def test_seeds_built_from_their_cell_match_full_construction_in_any_axis_order(tmp_path):
+    # The seed first (varying slowest): each cell's later seeds come long after its first one.
+    study = load_study(write_study(tmp_path, "order", {"seed": [3, 0, 9], "width": [2, 4], "epochs": [1, 2]}))
+    fresh = [study.run_at(p) for p in study.points()]
+    assert [(r.run_id, r.config, r.point) for r in study.runs()] == [(r.run_id, r.config, r.point) for r in fresh]
+
+
+def test_a_bad_seed_in_a_later_point_of_a_cell_is_reported_once_with_its_count(tmp_path):
+    path = write_study(tmp_path, "badseed", {"width": [2, 4], "seed": [0, -1]})
+    with pytest.raises(StudyError) as info:
+        load_study(path)
+    message = str(info.value)
+    assert "seed=-1 is invalid: expected an integer >= 0 (in 2 of 4 runs, e.g. width=2, seed=-1)" in message, message
 
 
 def test_cached_flops_match_a_fresh_model_count():
@@ -84,3 +101,24 @@ def test_dry_run_of_many_widths_times_a_few_and_says_it_interpolated(tmp_path, c
     timed = int(rate[0].split("(1 threads): ")[1].split(" of 6 network(s)")[0])
     assert 1 <= timed <= 3, rate[0]
     assert (f"the other {6 - timed} interpolated by FLOPs per image" in rate[0]) == (timed < 6), rate[0]
+
+
+def test_a_cpu_times_a_smaller_batch_and_the_rate_line_says_so(tmp_path, capsys, monkeypatch):
+    assert cpu_batch(speedrun.TrainConfig(width=128, device="cpu")) == 128
+    assert cpu_batch(speedrun.TrainConfig(width=8, device="cpu")) == 512  # never more than the run's own
+    assert cpu_batch(speedrun.TrainConfig(width=128, device="cuda")) == 512  # a GPU's speed depends on the batch
+    monkeypatch.setattr(netbench, "_CPU_BATCH_WIDTH", 4 * 16)  # width 4: 16 images instead of the run's 256
+    path = write_study(tmp_path, "cut", {"width": [4], "seed": [0]}, {"threads": 1, "batch_size": 256, "train_subset": 512})
+    assert main(["run", str(path), "--results", str(tmp_path / "r"), "--dry-run"]) == 0
+    rate = [line for line in capsys.readouterr().out.splitlines() if "rate: speedrun bench" in line]
+    assert len(rate) == 1 and "(width 4 on 16 images a step)" in rate[0], rate
+
+
+def test_a_prestarted_bench_process_is_the_one_used_and_is_ended():
+    netbench.prestart()
+    started = netbench._prestarted
+    assert started is not None and started.proc.poll() is None
+    timed = netbench.bench_within([speedrun.TrainConfig(width=2, device="cpu", threads=1, data="synthetic",
+                                                        batch_size=64, train_subset=128)])
+    assert len(timed) == 1 and timed[0].batch_size == 64 and timed[0].rate > 0
+    assert netbench._prestarted is None and started.proc.returncode is not None, "taken, then ended"
