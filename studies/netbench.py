@@ -4,7 +4,8 @@ A grid may hold dozens of distinct networks (widths); timing each in a fresh `sp
 widths on the 2-core dev VM. Instead at most BENCH_NETWORKS of them are timed — the smallest and largest by
 forward FLOPs per image first, then ones in between — in ONE subprocess (one torch import, CUDA never touched in
 the scheduler), stopped BENCH_BUDGET_S after its start-up (the first network is always waited for, up to a
-minute, so that there is an estimate at all). Every other network gets the training FLOP/s
+minute, so that there is an estimate at all; a later one that would not fit in what is left, at the rate measured
+so far, is skipped). Every other network gets the training FLOP/s
 interpolated linearly in log(FLOPs per image) between the timed ones, held constant outside their range; the
 estimate's rate line says which were timed and how many were interpolated.
 
@@ -117,24 +118,20 @@ def prestart() -> None:
 
 def bench_within(configs: list[speedrun.TrainConfig], budget_s: float = BENCH_BUDGET_S) -> list[Timed]:
     """Time `configs` (device and threads already set; a CPU's batch is cut to cpu_batch) in order, in one
-    subprocess, for at most `budget_s` after it is ready."""
+    subprocess, for at most `budget_s` after it is ready. After the first, a network whose steps would not fit in
+    what is left of the budget, at the best rate measured so far, is not started (nor its memory taken)."""
     global _prestarted
     bencher, _prestarted = _prestarted, None
     try:
         bencher = bencher or _Bencher()
     except OSError:
         return []
-    timed_configs = [c.replace(batch_size=cpu_batch(c)) for c in configs]
-    try:
-        bencher.proc.stdin.write("".join(json.dumps(c.to_dict()) + "\n" for c in timed_configs))
-        bencher.proc.stdin.close()
-    except OSError:
-        pass  # it died at start-up; the reader sees the end
-    now = time.monotonic()
-    first_deadline = now + _FIRST_LIMIT_S
+    pending = [c.replace(batch_size=cpu_batch(c)) for c in configs]
+    current = _send(bencher, pending.pop(0)) if pending else None
+    first_deadline = time.monotonic() + _FIRST_LIMIT_S
     deadline = first_deadline  # until the subprocess says it is ready (imports take seconds on a busy machine)
     timed: list[Timed] = []
-    while len(timed) < len(configs):
+    while current is not None:
         wait = (deadline if timed else max(deadline, first_deadline)) - time.monotonic()
         try:
             line = bencher.lines.get(timeout=max(0.0, wait))
@@ -151,11 +148,28 @@ def bench_within(configs: list[speedrun.TrainConfig], budget_s: float = BENCH_BU
             result = json.loads(line)
         except ValueError:
             continue
-        config = timed_configs[len(timed)]
-        timed.append(Timed(config.width, flops_per_image(config), result["train_gflops_per_s"] * 1e9,
-                           result["device_name"], config.batch_size))
+        timed.append(Timed(current.width, flops_per_image(current), result["train_gflops_per_s"] * 1e9,
+                           result["device_name"], current.batch_size))
+        rate, left = max(t.rate for t in timed), deadline - time.monotonic()
+        while pending and _bench_flops(pending[0]) / rate > left:
+            pending.pop(0)
+        current = _send(bencher, pending.pop(0)) if pending else None
     bencher.close()
     return timed
+
+
+def _send(bencher: _Bencher, config: speedrun.TrainConfig) -> speedrun.TrainConfig | None:
+    try:
+        bencher.proc.stdin.write(json.dumps(config.to_dict()) + "\n")
+        bencher.proc.stdin.flush()
+    except OSError:
+        return None  # it died; nothing more to time
+    return config
+
+
+def _bench_flops(config: speedrun.TrainConfig) -> float:
+    """Training FLOPs of timing `config`: its warm-up and timed steps."""
+    return float(speedrun.train_flops(config, (_STEPS + _WARMUP) * config.batch_size))
 
 
 def interpolate(timed: list[Timed], fpi: float) -> float:

@@ -122,3 +122,14 @@ def test_a_prestarted_bench_process_is_the_one_used_and_is_ended():
                                                         batch_size=64, train_subset=128)])
     assert len(timed) == 1 and timed[0].batch_size == 64 and timed[0].rate > 0
     assert netbench._prestarted is None and started.proc.returncode is not None, "taken, then ended"
+
+
+def test_a_network_that_cannot_fit_the_budget_left_is_not_started(monkeypatch):
+    sent = []
+    real_send = netbench._send
+    monkeypatch.setattr(netbench, "_send", lambda bencher, config: sent.append(config.width) or real_send(bencher, config))
+    tiny = dict(device="cpu", threads=1, data="synthetic", batch_size=64, train_subset=128)
+    # width 256 x 64 images x 4 steps is about 1.3 TFLOP: far beyond 2 s at any CPU rate the tiny net shows
+    timed = netbench.bench_within([speedrun.TrainConfig(width=2, **tiny), speedrun.TrainConfig(width=256, **tiny),
+                                   speedrun.TrainConfig(width=3, **tiny)], budget_s=2.0)
+    assert sent == [2, 3] and [t.width for t in timed] == [2, 3]
