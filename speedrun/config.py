@@ -18,7 +18,8 @@ from common.record import EXECUTION_FIELDS
 from .runtime import precision_names
 from .whiten import METHODS as WHITEN_METHODS
 
-__all__ = ["TrainConfig", "ConfigError", "Derived", "run_id", "run_id_by_seed", "EXECUTION_FIELDS", "IDENTITY_DEFAULTS", "DEVICES",
+__all__ = ["TrainConfig", "ConfigError", "Derived", "run_id", "run_id_by_seed", "EXECUTION_FIELDS", "IDENTITY_DEFAULTS",
+           "DEVICES",
            "LR_DIV_FACTOR"]
 
 DEVICES = ("auto", "cpu", "cuda", "mps")  # "cuda:N" is accepted too

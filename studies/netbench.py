@@ -12,7 +12,8 @@ estimate's rate line says which were timed and how many were interpolated.
 The subprocess can be started before the grid is even read (`prestart`, by `run --dry-run`), so that its torch
 import overlaps the expansion. On a CPU a network is timed on a smaller batch (cpu_batch): a width-128 step of
 the recipe's 512 images held 3.3 GB and took a minute on one thread, while its FLOP/s at 128 images were within 6%
-of the full batch's (249 against 265 GFLOP/s, 2 threads, on the 2-core AMD VM of 2026-12-07). A GPU times the run's own batch: its speed depends on it.
+of the full batch's (249 against 265 GFLOP/s, 2 threads, on the 2-core AMD VM of 2026-12-07). A GPU times the
+run's own batch: its speed depends on it.
 """
 from __future__ import annotations
 

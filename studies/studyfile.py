@@ -309,7 +309,7 @@ def _check_configs(study: Study, problem) -> None:
             try:
                 run.config.derived()  # also checks what depends on the data size (steps per epoch >= 1)
                 derived[key] = None
-            except ConfigError as e:
+            except (ConfigError, TypeError, ValueError) as e:
                 derived[key] = e
         if derived[key] is not None:
             failed(run.point, derived[key])

@@ -46,7 +46,7 @@ def test_runs_are_expanded_once_and_match_a_fresh_expansion(tmp_path):
     assert first == again and first is not again, "a copy of the cached runs, so callers cannot edit the cache"
     fresh = [study.run_at(p) for p in study.points()]
     assert [r.run_id for r in first] == [r.run_id for r in fresh]
-    assert [r.config for r in first] == [r.config for r in fresh] and [r.point for r in first] == [r.point for r in fresh]
+    assert [(r.config, r.point) for r in first] == [(r.config, r.point) for r in fresh]
     assert study.size == 8 == len(first)
 
 
@@ -108,7 +108,8 @@ def test_a_cpu_times_a_smaller_batch_and_the_rate_line_says_so(tmp_path, capsys,
     assert cpu_batch(speedrun.TrainConfig(width=8, device="cpu")) == 512  # never more than the run's own
     assert cpu_batch(speedrun.TrainConfig(width=128, device="cuda")) == 512  # a GPU's speed depends on the batch
     monkeypatch.setattr(netbench, "_CPU_BATCH_WIDTH", 4 * 16)  # width 4: 16 images instead of the run's 256
-    path = write_study(tmp_path, "cut", {"width": [4], "seed": [0]}, {"threads": 1, "batch_size": 256, "train_subset": 512})
+    path = write_study(tmp_path, "cut", {"width": [4], "seed": [0]},
+                       {"threads": 1, "batch_size": 256, "train_subset": 512})
     assert main(["run", str(path), "--results", str(tmp_path / "r"), "--dry-run"]) == 0
     rate = [line for line in capsys.readouterr().out.splitlines() if "rate: speedrun bench" in line]
     assert len(rate) == 1 and "(width 4 on 16 images a step)" in rate[0], rate
@@ -127,7 +128,8 @@ def test_a_prestarted_bench_process_is_the_one_used_and_is_ended():
 def test_a_network_that_cannot_fit_the_budget_left_is_not_started(monkeypatch):
     sent = []
     real_send = netbench._send
-    monkeypatch.setattr(netbench, "_send", lambda bencher, config: sent.append(config.width) or real_send(bencher, config))
+    monkeypatch.setattr(netbench, "_send",
+                        lambda bencher, config: sent.append(config.width) or real_send(bencher, config))
     tiny = dict(device="cpu", threads=1, data="synthetic", batch_size=64, train_subset=128)
     # width 256 x 64 images x 4 steps is about 1.3 TFLOP: far beyond 2 s at any CPU rate the tiny net shows
     timed = netbench.bench_within([speedrun.TrainConfig(width=2, **tiny), speedrun.TrainConfig(width=256, **tiny),
