@@ -19,8 +19,7 @@ from .runtime import precision_names
 from .whiten import METHODS as WHITEN_METHODS
 
 __all__ = ["TrainConfig", "ConfigError", "Derived", "run_id", "run_id_by_seed", "EXECUTION_FIELDS", "IDENTITY_DEFAULTS",
-           "DEVICES",
-           "LR_DIV_FACTOR"]
+           "DEVICES", "LR_DIV_FACTOR"]
 
 DEVICES = ("auto", "cpu", "cuda", "mps")  # "cuda:N" is accepted too
 DATA_SOURCES = ("cifar10", "synthetic")
