@@ -104,8 +104,9 @@ class Study:
         seeded = "seed" in self.grid
         cells: dict[tuple, tuple[TrainConfig, Callable[[int], str]]] = {}  # a cell's valid config and its ids
         runs = []
+        cell_fields = self.cell_fields
         for point in self.points():
-            cell = tuple(v for k, v in point.items() if k != "seed")
+            cell = tuple(point[k] for k in cell_fields)
             try:
                 known = cells.get(cell) if seeded else None
                 if known is None:

@@ -302,9 +302,9 @@ def _check_configs(study: Study, problem) -> None:
     ids: dict[str, dict] = {}
     total = study.size
     runs = []
-    derived: dict[tuple, Exception | None] = {}  # per point without the seed (it changes no derived value)
+    derived: dict[tuple, Exception | None] = {}  # per cell (the seed changes no derived value)
     for run in study.expand(on_error=failed):
-        key = tuple((k, v) for k, v in run.point.items() if k != "seed")
+        key = run.cell(study.cell_fields)
         if key not in derived:
             try:
                 run.config.derived()  # also checks what depends on the data size (steps per epoch >= 1)
