@@ -92,7 +92,10 @@ def _compare(args) -> int:
         return _compare_folders(args)
     reference = load_reference(args.reference)
     frame = _frame(args.dir)
-    result = compare_cell(frame, reference, width=args.width, epochs=args.epochs, margin=args.margin / 100)
+    if args.against_precision is not None:
+        raise AnalysisError("--against-precision picks the runs of an --against folder; give --against DIR too")
+    result = compare_cell(frame, reference, width=args.width, epochs=args.epochs, margin=args.margin / 100,
+                          precision=args.precision)
     print(f"{reference.name} ({reference.source}; {reference.provenance}, {reference.hardware}) at width "
           f"{args.width or reference.width} × {args.epochs or reference.epochs} epochs")
     print(result.summary())
@@ -108,8 +111,11 @@ def _compare_folders(args) -> int:
         raise AnalysisError("compare --against DIR compares one cell of two folders: give --width and --epochs, "
                             "and no --reference")
     result = compare_cells(_frame(args.dir), _frame(args.against), width=args.width, epochs=args.epochs,
-                           margin=args.margin / 100)
-    print(f"{args.dir} against {args.against} at width {args.width} × {args.epochs} epochs")
+                           margin=args.margin / 100, precision=args.precision,
+                           other_precision=args.against_precision)
+    sides = [f"{d}{f' ({p})' if p else ''}" for d, p in ((args.dir, args.precision),
+                                                         (args.against, args.against_precision))]
+    print(f"{sides[0]} against {sides[1]} at width {args.width} × {args.epochs} epochs")
     print(dataclasses.replace(result, margin=None).summary())
     print(result.equivalence_verdict)
     return 0
@@ -243,6 +249,10 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--against", default=None, metavar="DIR",
                          help="instead of a reference, the same cell's ok runs in another folder of records (e.g. "
                               "bf16 runs against fp32 runs of one recipe); needs --width and --epochs")
+    compare.add_argument("--precision", default=None, help="only the runs that ran in this precision (fp32, bf16, "
+                                                           "...); needed where a cell holds more than one")
+    compare.add_argument("--against-precision", default=None, metavar="PRECISION",
+                         help="the same, for the --against folder's runs")
     margin_option(compare)
     seedlog = commands.add_parser("seedlog", help="read the seed's console output into a reference file",
                                   description="Read what hlb-CIFAR10 v0.3.0's main.py printed for its runs: "

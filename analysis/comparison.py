@@ -119,18 +119,23 @@ def compare(sample, reference, margin: float | None = None) -> Comparison:
 
 
 def compare_cell(frame: pd.DataFrame, reference: Reference | None = None, *, width: int | None = None,
-                 epochs: int | None = None, margin: float = EQUIVALENCE_MARGIN) -> Comparison:
+                 epochs: int | None = None, margin: float = EQUIVALENCE_MARGIN,
+                 precision: str | None = None) -> Comparison:
     """Compare the `ema_val_acc` of our runs at (width, epochs) — default: the reference's cell — with it,
-    Welch and TOST at ±`margin` (a fraction: 0.002 = 0.2 points)."""
+    Welch and TOST at ±`margin` (a fraction: 0.002 = 0.2 points). `precision` keeps the runs that ran in it."""
     reference = reference if reference is not None else load_reference()
-    return compare(_cell(frame, reference, width, epochs)[METRIC].to_numpy(dtype=float), reference, margin)
+    runs = _cell(frame, reference, width, epochs, precision)
+    return compare(runs[METRIC].to_numpy(dtype=float), reference, margin)
 
 
 def compare_cells(frame: pd.DataFrame, other: pd.DataFrame, *, width: int, epochs: int,
-                  margin: float = EQUIVALENCE_MARGIN) -> Comparison:
+                  margin: float = EQUIVALENCE_MARGIN, precision: str | None = None,
+                  other_precision: str | None = None) -> Comparison:
     """The `ema_val_acc` of one cell in two folders of our own records, e.g. bf16 runs against fp32 runs of the
-    same recipe: Welch and TOST at ±`margin` (a fraction), `frame` − `other`."""
-    ours, theirs = (_cell_runs(f, width, epochs)[METRIC].to_numpy(dtype=float) for f in (frame, other))
+    same recipe: Welch and TOST at ±`margin` (a fraction), `frame` − `other`. `precision` and `other_precision`
+    keep, on each side, the runs that ran in that precision."""
+    ours, theirs = (_cell_runs(f, width, epochs, p)[METRIC].to_numpy(dtype=float)
+                    for f, p in ((frame, precision), (other, other_precision)))
     return compare(ours, theirs, margin)
 
 
@@ -144,16 +149,31 @@ def compare_train_time(frame: pd.DataFrame, reference: Reference, *, width: int 
     return compare(times, reference.train_times)
 
 
-def _cell(frame: pd.DataFrame, reference: Reference, width: int | None, epochs: int | None) -> pd.DataFrame:
+def _cell(frame: pd.DataFrame, reference: Reference, width: int | None, epochs: int | None,
+          precision: str | None = None) -> pd.DataFrame:
     width = reference.width if width is None else width
     epochs = reference.epochs if epochs is None else epochs
-    return _cell_runs(frame, width, epochs)
+    return _cell_runs(frame, width, epochs, precision)
 
 
-def _cell_runs(frame: pd.DataFrame, width: int, epochs: int) -> pd.DataFrame:
+def _cell_runs(frame: pd.DataFrame, width: int, epochs: int, precision: str | None = None) -> pd.DataFrame:
+    """The ok runs of one cell: one sample, so one precision. A cell that mixes precisions is refused, since bf16
+    and fp32 runs of one recipe need not train alike; `precision` picks one."""
     runs = ok_runs(frame)
     cell = runs[(runs["width"] == width) & (runs["epochs"] == epochs)]
     if cell.empty:
         cells = sorted({(int(w), int(e)) for w, e in zip(runs["width"], runs["epochs"])})
         raise AnalysisError(f"no ok runs at width={width}, epochs={epochs}; cells present (width, epochs): {cells}")
+    ran_in = cell["precision"].fillna("unknown").astype(str) if "precision" in cell else None
+    if precision is not None:
+        if ran_in is None or not (ran_in == precision).any():
+            present = sorted(set(ran_in)) if ran_in is not None else ["not recorded"]
+            raise AnalysisError(f"no ok runs in {precision} at width={width}, epochs={epochs}; precisions there: "
+                                f"{', '.join(present)}")
+        return cell[ran_in == precision]
+    if ran_in is not None and ran_in.nunique() > 1:
+        counts = ", ".join(f"{p} ×{n}" for p, n in sorted(ran_in.value_counts().items()))
+        raise AnalysisError(f"the ok runs at width={width}, epochs={epochs} ran in more than one precision ({counts}); "
+                            "one sample needs one: pick it with --precision (--against-precision for the other "
+                            "folder)")
     return cell

@@ -139,3 +139,32 @@ def test_compare_against_another_folder_of_records(tmp_path, capsys):
     assert "no ok runs at width=8, epochs=10; cells present (width, epochs): [(16, 10)]" in capsys.readouterr().err
     assert main(["compare", str(tmp_path / "bf16"), "--against", str(tmp_path / "fp32")]) == EXIT_BAD_INPUT
     assert "give --width and --epochs" in capsys.readouterr().err
+
+
+def test_a_cell_that_mixes_precisions_is_one_sample_only_when_a_precision_is_picked(tmp_path, capsys):
+    """A folder that holds fp32 and bf16 runs of one cell (cpu-headline does) is not one sample: compare refuses
+    it with a line that names the precisions, and --precision / --against-precision keep one of them."""
+    from analysis.cli import EXIT_BAD_INPUT, main
+
+    def run(seed, value, precision):
+        return make_record(width=64, epochs=10, seed=seed, ema_val_acc=value, precision=precision,
+                           config={"precision": precision})
+    fp32, bf16 = [0.9393, 0.9405, 0.9392], [0.9407, 0.9420, 0.9401]
+    write_records(tmp_path / "mixed", [run(s, v, "fp32") for s, v in enumerate(fp32)] + [run(0, 0.9700, "bf16")])
+    write_records(tmp_path / "bf16", [run(s, v, "bf16") for s, v in enumerate(bf16)])
+    cell = ["--width", "64", "--epochs", "10"]
+    assert main(["compare", str(tmp_path / "bf16"), "--against", str(tmp_path / "mixed"), *cell]) == EXIT_BAD_INPUT
+    assert "ran in more than one precision (bf16 ×1, fp32 ×3)" in capsys.readouterr().err
+    assert main(["compare", str(tmp_path / "bf16"), "--against", str(tmp_path / "mixed"), *cell,
+                 "--against-precision", "fp32"]) == 0
+    out = capsys.readouterr().out
+    expected = compare(bf16, fp32, margin=0.002)  # the stray bf16 run at 97% is not in the fp32 sample
+    assert f"against {tmp_path / 'mixed'} (fp32) at width 64" in out
+    assert f"difference {100 * expected.difference:+.3f} pp" in out and "(n=3)" in out
+    assert main(["compare", str(tmp_path / "mixed"), *cell, "--precision", "fp16"]) == EXIT_BAD_INPUT
+    assert "no ok runs in fp16 at width=64, epochs=10; precisions there: bf16, fp32" in capsys.readouterr().err
+    assert main(["compare", str(tmp_path / "mixed"), *cell, "--against-precision", "fp32"]) == EXIT_BAD_INPUT
+    assert "give --against DIR too" in capsys.readouterr().err
+    with pytest.raises(AnalysisError, match="more than one precision"):
+        compare_cell(load(tmp_path / "mixed").frame, width=64, epochs=10)
+    assert compare_cell(load(tmp_path / "mixed").frame, width=64, epochs=10, precision="fp32").n == 3
