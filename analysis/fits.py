@@ -329,7 +329,6 @@ def _flags(law: Law, theta: np.ndarray, draws: np.ndarray, problem: Problem) -> 
     """name → reason, for every parameter the data do not pin down (see the module docstring)."""
     lower, upper = problem.lower, problem.upper
     tol = 1e-3 * (upper - lower)
-    shown = law.display(theta)
     reasons = {}
     low = high = None
     if len(draws):
