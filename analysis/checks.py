@@ -16,7 +16,7 @@ separately, labelled, the z of all of them.
 The check also asks every other law that was fitted to the study what it predicts at the cell (`alternatives`):
 a prediction outside the fitted range rests on the law's form, and the spread across forms shows how much.
 
-All observed checks are then taken together under each law (`joint_checks`): their predictions come from one
+All observed checks are then taken together under each law (`analysis.joint`): their predictions come from one
 fit, so their errors are correlated, and a z per check cannot say whether the law misses them as a whole.
 
 The published reference's cell (results/reference/), where a study lacks it, is predicted the same way
@@ -33,7 +33,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 try:
     import tomllib
@@ -42,16 +41,16 @@ except ModuleNotFoundError:  # Python 3.10
 
 from .errors import AnalysisError, NoRecordsError, NotComputed
 from .fits import FitResult
-from .predict import Prediction, predict_acc, predict_cell
+from .predict import Prediction, predict_cell
 from .records import EXECUTION_FIELDS, METRIC, load
 from .reference import Reference
 from .sizes import WidthSizes
 
-__all__ = ["Check", "CheckResult", "JointCheck", "ReferenceCheck", "read_checks", "run_check", "joint_checks",
-           "joint_test", "predict_reference", "recipe_differences", "combined_z", "CHECKS_FILE"]
+__all__ = ["Check", "CheckResult", "ReferenceCheck", "read_checks", "run_check", "predict_reference",
+           "recipe_differences", "combined_z", "CHECKS_FILE"]
 
 CHECKS_FILE = "checks.toml"
-JOINT_ALPHA = 0.05  # the level at which the checks taken together reject a law
+CHECKS_TABLES = ("check", "equivalence")  # analysis.equivalence reads the second
 _FIELDS = {"name": str, "records": str, "width": int, "epochs": int}
 _NOT_IDENTITY = {"width", "epochs", "seed", "config.precision", "config.device"} | EXECUTION_FIELDS
 
@@ -121,40 +120,62 @@ class CheckResult(_ByLaw):
 
 def read_checks(study_dir: str | Path) -> list[Check]:
     """The checks of `study_dir/checks.toml` ([] without the file); one AnalysisError lists every problem."""
-    path = Path(study_dir) / CHECKS_FILE
-    if not path.is_file():
-        return []
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise AnalysisError(f"{path}: not valid TOML ({exc}); fix the file or remove it") from None
-    problems = [f"unknown top-level key {k!r} (only [[check]] tables)" for k in data if k != "check"]
-    entries = data.get("check", [])
-    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        problems.append("`check` must be an array of tables: write each one as [[check]]")
-        entries = []
+    path, entries, problems = checks_file_tables(study_dir, "check")
     checks = []
     for k, entry in enumerate(entries, 1):
-        where = f"check {k}"
-        bad = [f"{where}: unknown key {key!r} (valid: {', '.join(_FIELDS)})" for key in entry if key not in _FIELDS]
-        for key, kind in _FIELDS.items():
-            value = entry.get(key)
-            if value is None:
-                bad.append(f"{where}: `{key}` is missing")
-            elif not isinstance(value, kind) or isinstance(value, bool):
-                bad.append(f"{where}: `{key}` = {value!r} should be {'an integer' if kind is int else 'a string'}")
-            elif kind is int and value <= 0:
-                bad.append(f"{where}: `{key}` = {value} should be positive")
+        bad = entry_problems(f"check {k}", entry, _FIELDS)
         if not bad:
-            folder = Path(os.path.normpath(path.parent / entry["records"]))  # no machine's absolute path in reports
-            if folder.exists() and not folder.is_dir():
-                bad.append(f"{where}: records {entry['records']!r} ({folder}) is a file; name a folder of run records")
-            else:  # a folder that does not exist yet is a check whose study has not run: run_check says so
+            folder, bad = records_folder(path, f"check {k}", "records", entry["records"])
+            if folder is not None:  # a folder that does not exist yet is a check whose study has not run
                 checks.append(Check(entry["name"], folder, entry["width"], entry["epochs"]))
         problems += bad
     if problems:
         raise AnalysisError(f"{path}: {'; '.join(problems)}")
     return checks
+
+
+def checks_file_tables(study_dir: str | Path, table: str) -> tuple[Path, list, list]:
+    """(path, entries, problems) for one array of tables (`check`, `equivalence`) of `study_dir/checks.toml`:
+    no entries without the file; problems name unknown top-level keys and a table not written as [[table]]."""
+    path = Path(study_dir) / CHECKS_FILE
+    if not path.is_file():
+        return path, [], []
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise AnalysisError(f"{path}: not valid TOML ({exc}); fix the file or remove it") from None
+    problems = [f"unknown top-level key {k!r} (only {' and '.join(f'[[{t}]]' for t in CHECKS_TABLES)} tables)"
+                for k in data if k not in CHECKS_TABLES]
+    entries = data.get(table, [])
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        problems.append(f"`{table}` must be an array of tables: write each one as [[{table}]]")
+        entries = []
+    return path, entries, problems
+
+
+def entry_problems(where: str, entry: dict, required: dict, optional: dict | None = None) -> list[str]:
+    """What is wrong with one table of checks.toml: unknown, missing or mistyped keys (types: str or int > 0)."""
+    fields = {**required, **(optional or {})}
+    bad = [f"{where}: unknown key {key!r} (valid: {', '.join(fields)})" for key in entry if key not in fields]
+    for key, kind in fields.items():
+        value = entry.get(key)
+        if value is None:
+            if key in required:
+                bad.append(f"{where}: `{key}` is missing")
+        elif not isinstance(value, kind) or isinstance(value, bool):
+            bad.append(f"{where}: `{key}` = {value!r} should be {'an integer' if kind is int else 'a string'}")
+        elif kind is int and value <= 0:
+            bad.append(f"{where}: `{key}` = {value} should be positive")
+    return bad
+
+
+def records_folder(path: Path, where: str, key: str, value: str) -> tuple[Path | None, list[str]]:
+    """The folder `value` names, relative to checks.toml's, normalised (no machine's absolute path in reports); a
+    file there is a problem, a folder that does not exist yet is not."""
+    folder = Path(os.path.normpath(path.parent / value))
+    if folder.exists() and not folder.is_dir():
+        return None, [f"{where}: {key} {value!r} ({folder}) is a file; name a folder of run records"]
+    return folder, []
 
 
 def run_check(check: Check, fit: FitResult, sizes: WidthSizes, study_frame: pd.DataFrame, *, study: str = "",
@@ -201,98 +222,6 @@ def run_check(check: Check, fit: FitResult, sizes: WidthSizes, study_frame: pd.D
     z_all, n_all = combined_z(table, prediction)
     return CheckResult(check, prediction, table, z_like, n_like, z_all, n_all, alternatives=alternatives,
                        why_law=why_law)
-
-
-@dataclass(frozen=True)
-class JointCheck:
-    """Every observed check under one law at once. The checks are predicted by one fit, so their prediction errors
-    are correlated (`max_corr`). With r the like-for-like runs' means minus the predictions and C the bootstrap
-    covariance of the predictions plus each check's seed noise (one run's SD there, squared, / n) on its diagonal:
-    - χ² = rᵀC⁻¹r on k degrees of freedom: does every check land where the law says, taken together?
-    - the common offset, the generalised least-squares mean of r (SE (1ᵀC⁻¹1)^−½): does the law sit above or
-      below the checks as a whole? A law that overstates (or understates) every check shows here first."""
-
-    law: str
-    checks: tuple  # the Checks taken together
-    residuals: tuple  # observed − predicted mean, per check (fractions)
-    chi2: float
-    p: float
-    offset: float  # observed − predicted, common to all checks (fraction)
-    offset_se: float
-    max_corr: float  # the largest correlation between two checks' predictions
-    left_out: tuple = ()  # (Check, why) for observed checks this law does not take
-
-    @property
-    def k(self) -> int:
-        return len(self.checks)
-
-    @property
-    def misses(self) -> bool:
-        """True when the checks, taken together, reject the law at JOINT_ALPHA."""
-        return self.p < JOINT_ALPHA  # False for NaN
-
-    @property
-    def offset_z(self) -> float:
-        return self.offset / self.offset_se if self.offset_se > 0 else math.nan
-
-    @property
-    def offset_ci(self) -> tuple[float, float]:
-        half = stats.norm.ppf(0.975) * self.offset_se
-        return self.offset - half, self.offset + half
-
-
-def joint_checks(results, fits) -> list[JointCheck]:
-    """A JointCheck for each law in `fits` (FitResults) that predicts two or more of the observed checks in
-    `results` (CheckResults) from bootstrap draws; only like-for-like records count, as in each check's own z."""
-    observed = [r for r in results if r.observed]
-    joint = []
-    for fit in fits:
-        if len(fit.draws) < 2:
-            continue
-        used, left_out = [], []
-        for r in observed:
-            if not r.n_like:
-                left_out.append((r.check, "no like-for-like records"))
-                continue
-            prediction = r.predictions().get(fit.name)
-            if prediction is None:
-                why = dict(r.alternatives).get(fit.name)
-                left_out.append((r.check, why.reason if isinstance(why, NotComputed) else "the law did not predict it"))
-                continue
-            rows = r.compared()  # like-for-like: the rest were left out above
-            used.append((r.check, prediction.num_params, float(np.mean(rows[METRIC])), len(rows)))
-        if len(used) >= 2:
-            checks, num_params, means, counts = zip(*used)
-            joint.append(joint_test(fit, checks, num_params, means, counts, tuple(left_out)))
-    return joint
-
-
-def joint_test(fit: FitResult, checks, num_params, means, counts, left_out: tuple = ()) -> JointCheck:
-    """The joint test of `fit` on `checks` (Checks: their width and epochs), whose like-for-like runs average
-    `means` (fractions) over `counts` runs; `num_params` per check as the prediction used it (NaN for the
-    per-width law). Needs the fit's bootstrap draws."""
-    widths = np.array([c.width for c in checks], dtype=float)
-    epochs = np.array([c.epochs for c in checks], dtype=float)
-    point, draws = predict_acc(fit, np.asarray(num_params, dtype=float), epochs, widths)
-    noise = fit.seed_sd_at(point) ** 2 / np.asarray(counts, dtype=float)
-    return _joint(fit.name, tuple(checks), np.asarray(means, dtype=float) - point, noise, draws, left_out)
-
-
-def _joint(law: str, checks: tuple, residuals: np.ndarray, noise: np.ndarray, draws: np.ndarray,
-           left_out: tuple) -> JointCheck:
-    """`noise`: each check's variance of its mean from seed noise alone (one run's variance / its runs)."""
-    prediction_cov = np.cov(draws, rowvar=False)
-    cov = prediction_cov + np.diag(noise)
-    inverse = np.linalg.pinv(cov)
-    ones = np.ones(len(checks))
-    chi2 = float(residuals @ inverse @ residuals)
-    weight = float(ones @ inverse @ ones)
-    sd = np.sqrt(np.diag(prediction_cov))
-    corr = prediction_cov / np.outer(sd, sd) if (sd > 0).all() else np.full_like(prediction_cov, np.nan)
-    off_diagonal = corr[~np.eye(len(checks), dtype=bool)]
-    return JointCheck(law, checks, tuple(float(v) for v in residuals), chi2,
-                      float(stats.chi2.sf(chi2, len(checks))), float(ones @ inverse @ residuals) / weight,
-                      weight**-0.5, float(np.nanmax(off_diagonal)), left_out)
 
 
 @dataclass(frozen=True)

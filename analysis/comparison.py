@@ -20,7 +20,8 @@ from .errors import AnalysisError, NotEnoughPointsError
 from .records import METRIC
 from .reference import Reference, load_reference
 
-__all__ = ["Comparison", "compare", "compare_cell", "compare_cells", "compare_train_time", "EQUIVALENCE_MARGIN"]
+__all__ = ["Comparison", "compare", "compare_cell", "compare_cells", "compare_train_time", "cell_runs",
+           "EQUIVALENCE_MARGIN"]
 
 
 
@@ -134,7 +135,7 @@ def compare_cells(frame: pd.DataFrame, other: pd.DataFrame, *, width: int, epoch
     """The `ema_val_acc` of one cell in two folders of our own records, e.g. bf16 runs against fp32 runs of the
     same recipe: Welch and TOST at ±`margin` (a fraction), `frame` − `other`. `precision` and `other_precision`
     keep, on each side, the runs that ran in that precision."""
-    ours, theirs = (_cell_runs(f, width, epochs, p)[METRIC].to_numpy(dtype=float)
+    ours, theirs = (cell_runs(f, width, epochs, p)[METRIC].to_numpy(dtype=float)
                     for f, p in ((frame, precision), (other, other_precision)))
     return compare(ours, theirs, margin)
 
@@ -153,10 +154,10 @@ def _cell(frame: pd.DataFrame, reference: Reference, width: int | None, epochs: 
           precision: str | None = None) -> pd.DataFrame:
     width = reference.width if width is None else width
     epochs = reference.epochs if epochs is None else epochs
-    return _cell_runs(frame, width, epochs, precision)
+    return cell_runs(frame, width, epochs, precision)
 
 
-def _cell_runs(frame: pd.DataFrame, width: int, epochs: int, precision: str | None = None) -> pd.DataFrame:
+def cell_runs(frame: pd.DataFrame, width: int, epochs: int, precision: str | None = None) -> pd.DataFrame:
     """The ok runs of one cell: one sample, so one precision. A cell that mixes precisions is refused, since bf16
     and fp32 runs of one recipe need not train alike; `precision` picks one."""
     runs = ok_runs(frame)
@@ -174,6 +175,6 @@ def _cell_runs(frame: pd.DataFrame, width: int, epochs: int, precision: str | No
     if ran_in is not None and ran_in.nunique() > 1:
         counts = ", ".join(f"{p} ×{n}" for p, n in sorted(ran_in.value_counts().items()))
         raise AnalysisError(f"the ok runs at width={width}, epochs={epochs} ran in more than one precision ({counts}); "
-                            "one sample needs one: pick it with --precision (--against-precision for the other "
-                            "folder)")
+                            "one sample needs one: pick it (compare's --precision or --against-precision; "
+                            "precision or against_precision in checks.toml's [[equivalence]])")
     return cell

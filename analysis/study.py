@@ -12,7 +12,9 @@ import pandas as pd
 from .aggregates import aggregate, cell_columns
 from .allocation import Allocation, Envelope, allocation_exponent, default_budgets, efficient_envelope, time_per_epoch
 from .cells import Cells, cell_table
-from .checks import ReferenceCheck, joint_checks, predict_reference, read_checks, run_check
+from .checks import ReferenceCheck, predict_reference, read_checks, run_check
+from .equivalence import read_equivalences, run_equivalence
+from .joint import joint_checks
 from .comparison import EQUIVALENCE_MARGIN, Comparison, compare_cell
 from .errors import AnalysisError, NotComputed
 from .holdout import HeldOut, holdout_checks
@@ -47,6 +49,7 @@ class StudyAnalysis:
     checks: list = field(default_factory=list)  # CheckResult
     joint: list = field(default_factory=list)  # JointCheck per law: every observed check at once
     checks_error: str = ""  # checks.toml could not be read
+    equivalences: list = field(default_factory=list)  # EquivalenceResult per [[equivalence]] of checks.toml
     envelope: Envelope | None = None  # chosen law's best width per FLOP budget
     envelope_time: Envelope | None = None  # and per train_time_s budget (observed widths)
     allocation: Allocation | None = None  # the chosen law's allocation exponent, where it has one
@@ -154,12 +157,22 @@ def analyse(directory: str | Path, *, n_boot: int = DEFAULT_BOOT, seed: int = 0,
                 extra["joint"] = joint_checks(extra["checks"], choice.fitted())
             except AnalysisError as exc:
                 extra["checks_error"] = str(exc)
+    if with_checks:
+        extra.update(_equivalences(directory, margin))
     reference = reference or _reference()
     extra["reference"] = reference
     extra["comparison"] = _compare(runs, reference, margin)
     if extra["comparison"] is None and fit is not None:  # the study lacks the reference's cell: predict it
         extra["reference_check"] = _reference_check(reference, choice, cells, sizes, frame, name, grid.provisional)
     return StudyAnalysis(**base, cells=cells, table=table, sizes=sizes, choice=choice, **extra)
+
+
+def _equivalences(directory: Path, margin: float) -> dict:
+    """checks.toml's [[equivalence]] entries, each decided from its folders' records (or why it cannot be)."""
+    try:
+        return {"equivalences": [run_equivalence(e, margin) for e in read_equivalences(directory)]}
+    except AnalysisError as exc:
+        return {"checks_error": str(exc)}
 
 
 def _check(check, choice: LawChoice, cells: Cells, sizes: WidthSizes, frame: pd.DataFrame, name: str,

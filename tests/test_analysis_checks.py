@@ -9,7 +9,8 @@ import pytest
 
 from analysis import (AnalysisError, analyse, fit_law, grid_status, load, load_reference, read_checks, run_check,
                       width_sizes)
-from analysis.checks import combined_z, joint_checks, recipe_differences
+from analysis.checks import combined_z, recipe_differences
+from analysis.joint import joint_checks
 from analysis.report.fit_figures import plot_checks
 from analysis.report.data_figures import new_axes
 from analysis.report import render, report
@@ -291,7 +292,8 @@ def _checks_toml(cells) -> str:
 def test_the_joint_test_is_the_sum_of_squared_zs_when_the_predictions_are_uncorrelated():
     """With uncorrelated predictions C is diagonal: χ² is the sum of each check's z², and the common offset is the
     inverse-variance mean of the residuals, each variance being se_pred² + seed_sd²/n as in the check's own z."""
-    from analysis.checks import Check, _joint
+    from analysis.checks import Check
+    from analysis.joint import _joint
     s, seed_sd = 0.004, 0.006
     draws = s * np.array([[1, 1], [-1, 1], [1, -1], [-1, -1]], dtype=float)  # sample covariance exactly diagonal
     var_pred = s**2 * 4 / 3
@@ -366,7 +368,7 @@ def test_a_shared_shortfall_is_rejected_with_a_negative_offset_and_the_report_sa
 
 
 def test_what_the_summary_says_of_the_checks_together():
-    from analysis.checks import JointCheck
+    from analysis.joint import JointCheck
     from analysis.report.summary import _joint_text
 
     def joint(law, p, offset, k=3):

@@ -1,6 +1,6 @@
 """Calibration of the checks' joint test on one study, by parametric bootstrap.
 
-The joint test (checks.py) reads χ² = rᵀC⁻¹r against a χ² distribution with one degree of freedom per check.
+The joint test (joint.py) reads χ² = rᵀC⁻¹r against a χ² distribution with one degree of freedom per check.
 That reference is exact for a linear law with known noise; here the law is nonlinear, C comes from a finite
 bootstrap, and the seed SD is estimated from a few seeds per cell. So, for one study as it stands: were a law
 exactly true (the law as fitted to the study's records), how often would its joint test reject at 5%, and how
@@ -31,7 +31,7 @@ import numpy as np
 from scipy import stats
 
 from ..cells import cell_table
-from ..checks import JOINT_ALPHA, JointCheck, joint_test
+from ..joint import JOINT_ALPHA, JointCheck, joint_test
 from ..errors import AnalysisError
 from ..fits import fit_cells
 from ..records import METRIC

@@ -14,6 +14,7 @@ from ..study import DEFAULT_BOOT, StudyAnalysis, analyse
 from ..writer import write_atomic
 from .data_figures import (new_axes, plot_accuracy_heatmap, plot_accuracy_vs_epochs, plot_error_vs_flops,
                            plot_time_frontier, save_figure)
+from .equivalences import equivalence_section
 from .report_json import write_report_json
 from .fit_figures import plot_checks, plot_exponent_pairs, plot_parity, plot_residuals
 from .sections import (allocation_section, cells_section, checks_section, comparison_section, held_out_section,
@@ -47,6 +48,7 @@ def render(a: StudyAnalysis, figures: list | None = None) -> str:
     if a.cells is not None:
         lines += laws_section(a) + held_out_section(a) + checks_section(a) + allocation_section(a)
         lines += comparison_section(a)
+    lines += equivalence_section(a)
     lines += ["## Figures", ""]
     for stem, title, where in figures or []:
         if isinstance(where, Path):

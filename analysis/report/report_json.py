@@ -48,6 +48,7 @@ def report_dict(a: StudyAnalysis, figures: list | None = None) -> dict:
         "held_out": [],
         "checks": [],
         "checks_together": [],
+        "equivalences": [],
         "figures": [f"figures/{stem}.png" for stem, _, where in figures or [] if isinstance(where, Path)],
     }
     if a.cells is not None:
@@ -61,6 +62,7 @@ def report_dict(a: StudyAnalysis, figures: list | None = None) -> dict:
                         "cells": _records(h.table)} for h in a.held_out]
     out["checks"] = [_check(c) for c in a.checks]
     out["checks_together"] = [_joint(j) for j in a.joint_chosen_first()]
+    out["equivalences"] = [_equivalence(r) for r in a.equivalences]
     return out
 
 
@@ -103,6 +105,18 @@ def _check(c) -> dict:
         "z_by_law": {law: _num(z) for law, z in c.z_by_law().items()},
         "observations": _records(c.table),
     }
+
+
+def _equivalence(r) -> dict:
+    e, c = r.entry, r.comparison
+    sides = {"records": str(e.records), "against": str(e.against), "width": int(e.width), "epochs": int(e.epochs),
+             "precisions": list(r.precisions) or None, "outcome": r.outcome, "reason": r.reason or None}
+    if c is None:
+        return {"name": e.name, **sides}
+    return {"name": e.name, **sides, "n": c.n, "mean": _num(c.mean), "std": _num(c.std), "against_n": c.reference_n,
+            "against_mean": _num(c.reference_mean), "against_std": _num(c.reference_std),
+            "difference": _num(c.difference), "ci95": [_num(c.ci_low), _num(c.ci_high)], "welch_p": _num(c.p_value),
+            "margin": _num(c.margin), "tost_p": _num(c.tost_p)}
 
 
 def _joint(j) -> dict:

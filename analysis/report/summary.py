@@ -15,6 +15,7 @@ from ..errors import NotComputed
 from ..fits import NOT_IDENTIFIED, FitResult
 from ..holdout import z_text
 from ..study import StudyAnalysis, cells_missing_from_fits, held_out_of
+from .equivalences import equivalence_summary, precision_caveats
 
 __all__ = ["summary_lines", "provisional_lines"]
 
@@ -70,7 +71,7 @@ def summary_lines(a: StudyAnalysis) -> list[str]:
         lines.append(f"- **Law**: none chosen: {reason}. No scaling conclusion can be drawn.")
         if a.checks or a.checks_error or (a.directory / "checks.toml").is_file():
             lines.append("- **Checks** (checks.toml): not run: there is no law to predict them with.")
-        return lines + [""] + _cannot(a)
+        return lines + equivalence_summary(a) + [""] + _cannot(a)
     lines.append(f"- **Law**: {fit.name} (`{fit.law.formula}`), chosen by {a.choice.reason}. "
                  f"{_fit_quality(fit)}")
     lines.append(f"- **Exponents**: {_exponents(fit)}.")
@@ -84,6 +85,7 @@ def summary_lines(a: StudyAnalysis) -> list[str]:
     if a.joint:
         lines.append(f"- **Checks together** (each law tested once on all the checks it predicts, their correlation "
                      f"through the one fit included): {_joint_text(a)}")
+    lines += equivalence_summary(a)
     lines.append(f"- **Compute-optimal allocation**: {_allocation_text(a)}")
     if a.comparison is not None and not isinstance(a.comparison, NotComputed):
         lines.append(f"- **Reproduction** of {a.reference.name}: {a.comparison.verdict}.")
@@ -294,6 +296,7 @@ def _cannot(a: StudyAnalysis) -> list[str]:
         if len(r.predictions()) > 1:
             lines.append(f"- Which law's form holds at {r.check.width} × {r.check.epochs} epochs: {_span_text(r)}; "
                          f"the check's prediction rests on the {r.prediction.law} law's form.{_told_apart(r)}")
+    lines += precision_caveats(a)
     r = a.reference_check
     if r is not None and len(r.predictions()) > 1:
         lines.append(f"- Which law's form holds at the reference's cell, {r.reference.width} × {r.reference.epochs} "
