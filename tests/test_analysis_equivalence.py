@@ -10,21 +10,13 @@ from analysis.report import render
 from analysis.report.report_json import report_dict
 from analysis.testing import grid_records, make_record, num_params_of, write_records
 
-CHECK = """
-[[check]]
-name = "width 64 x 10 in bf16"
-records = "../wide"
-width = 64
-epochs = 10
-"""
-ENTRY = """
-[[equivalence]]
-name = "bf16 against fp32 at 16 x 10"
-records = "../bf16"
-against = "../study"
-width = 16
-epochs = 10
-"""
+def toml_table(kind, **fields):
+    return f"\n[[{kind}]]\n" + "".join(f"{key} = {json.dumps(value)}\n" for key, value in fields.items())
+
+
+CHECK = toml_table("check", name="width 64 x 10 in bf16", records="../wide", width=64, epochs=10)
+ENTRY = toml_table("equivalence", name="bf16 against fp32 at 16 x 10", records="../bf16", against="../study",
+                   width=16, epochs=10)
 
 
 def true_error(n, e):
