@@ -102,6 +102,10 @@ def _cell(folder: Path, width: int, epochs: int, precision: str | None):
         warnings.simplefilter("ignore")
         frame = load(folder).frame
     try:
-        return cell_runs(frame, width, epochs, precision)
+        runs = cell_runs(frame, width, epochs, precision)
     except AnalysisError as exc:
         raise AnalysisError(f"{folder}: {exc}") from None
+    if len(runs) < 2:
+        raise AnalysisError(f"{folder}: 1 ok run at width={width}, epochs={epochs}; Welch's test needs 2 or more a "
+                            "side (a standard deviation): run more seeds of the cell")
+    return runs

@@ -73,6 +73,9 @@ def test_an_entry_without_its_runs_says_why_and_a_mixed_folder_needs_a_precision
     assert missing.comparison is None and missing.outcome == "not computed"
     assert "no records yet: the folder" in missing.reason and "bf16 does not exist" in missing.reason
     fp32 = fp32_16x10(root)
+    write_records(tmp_path / "bf16", runs(16, fp32[:1], "bf16"))
+    one = run_equivalence(entry)
+    assert one.outcome == "not computed" and "bf16: 1 ok run at width=16, epochs=10; Welch's test needs 2" in one.reason
     write_records(tmp_path / "bf16", runs(16, [v + 0.001 for v in fp32], "bf16") + runs(16, [0.95], "fp32")[:1])
     mixed = run_equivalence(entry)
     assert mixed.outcome == "not computed" and "ran in more than one precision (bf16 ×3, fp32 ×1)" in mixed.reason
