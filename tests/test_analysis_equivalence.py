@@ -109,6 +109,9 @@ def test_the_report_says_whether_a_bf16_check_stands_in_for_the_fp32_law(root):
     assert ('- Whether the bf16 runs of "width 64 x 10 in bf16" test the fp32 law: no [[equivalence]] entry in '
             "checks.toml compares bf16 with fp32, so their z is a bf16 result") in text
     assert "## Equivalence" not in text
+    # an entry whose runs have not landed: its row says why, with no numbers
+    _, text = report_text(root, CHECK + ENTRY)
+    assert "| 16 × 10 | bf16 | study | — | — | — | not computed: no records yet: the folder" in text.replace(str(root) + "/", "")
     # an entry that finds them different
     write_records(bf16, runs(16, [v + 0.01 for v in fp32], "bf16"))
     analysis, text = report_text(root, CHECK + ENTRY)

@@ -41,8 +41,9 @@ def equivalence_section(a: StudyAnalysis) -> list[str]:
         e, c = r.entry, r.comparison
         row = {"entry": e.name, "cell": f"{e.width} × {e.epochs}"}
         if c is None:
-            rows.append({**row, "records": str(e.records), "against": str(e.against), "outcome": f"not computed: "
-                         f"{r.reason}"})
+            rows.append({**row, "records": str(e.records), "against": str(e.against),
+                         **dict.fromkeys(("difference (points, 95% CI)", "Welch p", "TOST p"), "—"),
+                         "outcome": f"not computed: {r.reason}"})
             continue
         rows.append({**row, "records": f"{e.records} ({r.precisions[0]}): {pct(c.mean)} ± {pct(c.std)}, n = {c.n}",
                      "against": f"{e.against} ({r.precisions[1]}): {pct(c.reference_mean)} ± "
