@@ -13,11 +13,11 @@ from .aggregates import aggregate, cell_columns
 from .allocation import Allocation, Envelope, allocation_exponent, default_budgets, efficient_envelope, time_per_epoch
 from .cells import Cells, cell_table
 from .checks import ReferenceCheck, predict_reference, read_checks, run_check
-from .equivalence import read_equivalences, run_equivalence
-from .joint import joint_checks
 from .comparison import EQUIVALENCE_MARGIN, Comparison, compare_cell
+from .equivalence import read_equivalences, run_equivalence
 from .errors import AnalysisError, NotComputed
 from .holdout import HeldOut, holdout_checks
+from .joint import joint_checks
 from .progress import GridStatus, grid_status
 from .records import LoadResult, load
 from .reference import Reference, load_reference
@@ -50,6 +50,7 @@ class StudyAnalysis:
     joint: list = field(default_factory=list)  # JointCheck per law: every observed check at once
     checks_error: str = ""  # checks.toml could not be read
     equivalences: list = field(default_factory=list)  # EquivalenceResult per [[equivalence]] of checks.toml
+    equivalences_error: str = ""  # its [[equivalence]] tables could not be read
     envelope: Envelope | None = None  # chosen law's best width per FLOP budget
     envelope_time: Envelope | None = None  # and per train_time_s budget (observed widths)
     allocation: Allocation | None = None  # the chosen law's allocation exponent, where it has one
@@ -172,7 +173,7 @@ def _equivalences(directory: Path, margin: float) -> dict:
     try:
         return {"equivalences": [run_equivalence(e, margin) for e in read_equivalences(directory)]}
     except AnalysisError as exc:
-        return {"checks_error": str(exc)}
+        return {"equivalences_error": str(exc)}
 
 
 def _check(check, choice: LawChoice, cells: Cells, sizes: WidthSizes, frame: pd.DataFrame, name: str,

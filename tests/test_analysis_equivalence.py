@@ -109,6 +109,11 @@ def test_the_report_says_whether_a_bf16_check_stands_in_for_the_fp32_law(root):
     assert ('- Whether the bf16 runs of "width 64 x 10 in bf16" test the fp32 law: no [[equivalence]] entry in '
             "checks.toml compares bf16 with fp32, so their z is a bf16 result") in text
     assert "## Equivalence" not in text
+    # a bad entry is said once, in its own place; the checks still run
+    analysis, text = report_text(root, CHECK + ENTRY + "seed = 1\n")
+    assert analysis.checks and not analysis.checks_error and "unknown key 'seed'" in analysis.equivalences_error
+    assert "- **Equivalence**: checks.toml's [[equivalence]] tables could not be used:" in text
+    assert "## Equivalence (checks.toml)\n\nNot run: " in text and "### width 64 x 10 in bf16" in text
     # an entry whose runs have not landed: its row says why, with no numbers
     _, text = report_text(root, CHECK + ENTRY)
     assert "| 16 × 10 | bf16 | study | — | — | — | not computed: no records yet: the folder" in text.replace(str(root) + "/", "")

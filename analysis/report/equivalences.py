@@ -12,6 +12,8 @@ __all__ = ["equivalence_summary", "precision_caveats", "equivalence_section"]
 
 
 def equivalence_summary(a: StudyAnalysis) -> list[str]:
+    if a.equivalences_error:
+        return [f"- **Equivalence**: checks.toml's [[equivalence]] tables could not be used: {a.equivalences_error}"]
     if not a.equivalences:
         return []
     margin = 100 * a.options.get("margin", 0.0)
@@ -34,6 +36,8 @@ def precision_caveats(a: StudyAnalysis) -> list[str]:
 
 
 def equivalence_section(a: StudyAnalysis) -> list[str]:
+    if a.equivalences_error:
+        return ["## Equivalence (checks.toml)", "", f"Not run: {a.equivalences_error}", ""]
     if not a.equivalences:
         return []
     rows = []
