@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +41,7 @@ except ModuleNotFoundError:  # Python 3.10
 from .errors import AnalysisError, NoRecordsError, NotComputed
 from .fits import FitResult
 from .predict import Prediction, predict_cell
-from .records import EXECUTION_FIELDS, METRIC, load
+from .records import EXECUTION_FIELDS, METRIC, load_quietly
 from .reference import Reference
 from .sizes import WidthSizes
 
@@ -196,9 +195,7 @@ def run_check(check: Check, fit: FitResult, sizes: WidthSizes, study_frame: pd.D
                            "study first runs; if its runs exist elsewhere, fix `records` in checks.toml)",
                            alternatives, why_law)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            frame = load(check.records).frame
+        frame = load_quietly(check.records)
     except NoRecordsError as exc:
         return CheckResult(check, prediction, empty, math.nan, 0, math.nan, 0, str(exc), alternatives, why_law)
     cell = frame[(frame["width"] == check.width) & (frame["epochs"] == check.epochs)] if len(frame) else frame

@@ -90,10 +90,10 @@ def _summary(args) -> int:
 def _compare(args) -> int:
     if args.against is not None:
         return _compare_folders(args)
-    reference = load_reference(args.reference)
-    frame = _frame(args.dir)
     if args.against_precision is not None:
         raise AnalysisError("--against-precision picks the runs of an --against folder; give --against DIR too")
+    reference = load_reference(args.reference)
+    frame = _frame(args.dir)
     result = compare_cell(frame, reference, width=args.width, epochs=args.epochs, margin=args.margin / 100,
                           precision=args.precision)
     print(f"{reference.name} ({reference.source}; {reference.provenance}, {reference.hardware}) at width "

@@ -18,14 +18,13 @@ are equivalent.
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from .checks import checks_file_tables, entry_problems, records_folder
 from .comparison import EQUIVALENCE_MARGIN, Comparison, cell_runs, compare
 from .errors import AnalysisError
-from .records import METRIC, load
+from .records import METRIC, load_quietly
 
 __all__ = ["Equivalence", "EquivalenceResult", "read_equivalences", "run_equivalence"]
 
@@ -98,11 +97,8 @@ def run_equivalence(entry: Equivalence, margin: float = EQUIVALENCE_MARGIN) -> E
 def _cell(folder: Path, width: int, epochs: int, precision: str | None):
     if not folder.is_dir():
         raise AnalysisError(f"no records yet: the folder {folder} does not exist")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        frame = load(folder).frame
     try:
-        runs = cell_runs(frame, width, epochs, precision)
+        runs = cell_runs(load_quietly(folder), width, epochs, precision)
     except AnalysisError as exc:
         raise AnalysisError(f"{folder}: {exc}") from None
     if len(runs) < 2:

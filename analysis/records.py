@@ -28,7 +28,7 @@ from common.record import EXECUTION_FIELDS, METRIC, SCHEMA_VERSION, STATUSES
 
 from .errors import AnalysisError, NoRecordsError, RecordWarning
 
-__all__ = ["load", "LoadResult", "SCHEMA_VERSION", "EXECUTION_FIELDS", "METRIC", "STATUSES", "REPORT_JSON"]
+__all__ = ["load", "load_quietly", "LoadResult", "SCHEMA_VERSION", "EXECUTION_FIELDS", "METRIC", "STATUSES", "REPORT_JSON"]
 
 # SCHEMA_VERSION (the record layout this reader is written for), METRIC (the headline), STATUSES and
 # EXECUTION_FIELDS (config fields that cannot change a result, so they never define a grid cell) are
@@ -121,6 +121,14 @@ def load(directory: str | Path, *, include_failed: bool = False) -> LoadResult:
     result.frame.attrs["config_columns"] = result.config_columns  # lets aggregate() find the grid's knobs
     _warn_other_versions(versions)
     return result
+
+
+def load_quietly(directory: str | Path) -> pd.DataFrame:
+    """The ok records of a folder beside the one being analysed (a check's, an equivalence entry's), without
+    warnings for files it skips: those belong to that folder's own report."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return load(directory).frame
 
 
 def _read(path: Path, result: LoadResult) -> dict | None:
