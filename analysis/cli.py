@@ -30,6 +30,7 @@ from .seedlog import read_seed_log, seed_reference
 from .selection import choose_law, fit_all
 from .sizes import width_sizes
 from .study import DEFAULT_BOOT, analyse, load_study, pool
+from .tost_power import runs_needed
 from .writer import write_atomic
 
 __all__ = ["main"]
@@ -99,6 +100,7 @@ def _compare(args) -> int:
     print(f"{reference.name} ({reference.source}; {reference.provenance}, {reference.hardware}) at width "
           f"{args.width or reference.width} × {args.epochs or reference.epochs} epochs")
     print(result.summary())
+    _print_runs_needed(result, reference_fixed=True)
     times = compare_train_time(frame, reference, width=args.width, epochs=args.epochs)
     if times is not None:
         print(f"training time (s): {times.summary(percent=False)}; ours/reference = "
@@ -118,7 +120,14 @@ def _compare_folders(args) -> int:
     print(f"{sides[0]} against {sides[1]} at width {args.width} × {args.epochs} epochs")
     print(dataclasses.replace(result, margin=None).summary())
     print(result.equivalence_verdict)
+    _print_runs_needed(result, reference_fixed=False)
     return 0
+
+
+def _print_runs_needed(result, *, reference_fixed: bool) -> None:
+    runs = runs_needed(result, reference_fixed=reference_fixed)
+    if runs is not None:
+        print(f"to decide it: {runs.text()}")
 
 
 def _seedlog(args) -> int:

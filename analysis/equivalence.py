@@ -1,7 +1,7 @@
 """Equivalence entries of a study's `checks.toml`: does a change that makes a check's runs differ from the study
 (bf16 for fp32, another CPU) change what they train to? Each entry names one cell in two folders of records and
 is decided by Welch's test and TOST at the study's margin (analysis.comparison), from the records, every time the
-report is written:
+report is written; one left undecided also gets the runs a side that would decide it (analysis.tost_power):
 
     [[equivalence]]
     name = "bf16 against fp32 at width 16 x 10, one CPU"
@@ -25,6 +25,7 @@ from .checks import checks_file_tables, entry_problems, records_folder
 from .comparison import EQUIVALENCE_MARGIN, Comparison, cell_runs, compare
 from .errors import AnalysisError
 from .records import METRIC, load_quietly
+from .tost_power import RunsNeeded, runs_needed
 
 __all__ = ["Equivalence", "EquivalenceResult", "read_equivalences", "run_equivalence"]
 
@@ -49,6 +50,7 @@ class EquivalenceResult:
     comparison: Comparison | None  # records − against; None when it could not be computed (`reason`)
     precisions: tuple = ()  # (records side, against side): what each side's runs ran in
     reason: str = ""
+    runs: RunsNeeded | None = None  # where undecided: runs a side that would decide it (analysis.tost_power)
 
     @property
     def outcome(self) -> str:
@@ -91,7 +93,7 @@ def run_equivalence(entry: Equivalence, margin: float = EQUIVALENCE_MARGIN) -> E
     except AnalysisError as exc:
         return EquivalenceResult(entry, None, reason=str(exc))
     precisions = tuple(str(runs["precision"].iloc[0]) if "precision" in runs else "unknown" for runs in sides)
-    return EquivalenceResult(entry, comparison, precisions)
+    return EquivalenceResult(entry, comparison, precisions, runs=runs_needed(comparison))
 
 
 def _cell(folder: Path, width: int, epochs: int, precision: str | None):

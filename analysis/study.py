@@ -23,6 +23,7 @@ from .records import LoadResult, load
 from .reference import Reference, load_reference
 from .selection import LawChoice, choose_law
 from .sizes import WidthSizes, width_sizes
+from .tost_power import RunsNeeded, runs_needed
 
 __all__ = ["StudyAnalysis", "StudyRecords", "analyse", "load_study", "pool", "held_out_of", "cells_missing_from_fits", "DEFAULT_BOOT"]
 
@@ -56,6 +57,7 @@ class StudyAnalysis:
     allocation: Allocation | None = None  # the chosen law's allocation exponent, where it has one
     allocation_note: str = ""
     comparison: Comparison | NotComputed | None = None  # with the published reference (or why not)
+    comparison_runs: RunsNeeded | None = None  # where that is undecided: runs of ours that would decide it
     reference: Reference | None = None
     reference_check: ReferenceCheck | None = None  # the reference's cell predicted from the study, where it lacks it
     options: dict = field(default_factory=dict)
@@ -163,6 +165,8 @@ def analyse(directory: str | Path, *, n_boot: int = DEFAULT_BOOT, seed: int = 0,
     reference = reference or _reference()
     extra["reference"] = reference
     extra["comparison"] = _compare(runs, reference, margin)
+    if isinstance(extra["comparison"], Comparison):
+        extra["comparison_runs"] = runs_needed(extra["comparison"], reference_fixed=True)
     if extra["comparison"] is None and fit is not None:  # the study lacks the reference's cell: predict it
         extra["reference_check"] = _reference_check(reference, choice, cells, sizes, frame, name, grid.provisional)
     return StudyAnalysis(**base, cells=cells, table=table, sizes=sizes, choice=choice, **extra)

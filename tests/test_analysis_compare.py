@@ -10,6 +10,7 @@ from analysis import (AnalysisError, Comparison, NotEnoughPointsError, compare, 
                       load_reference)
 from analysis.reference import DEFAULT_REFERENCE
 from analysis.testing import make_record, write_records
+from analysis.tost_power import runs_needed
 
 PUBLISHED = [95.72, 95.83, 95.76, 95.99, 95.72, 95.66, 95.53]
 
@@ -116,6 +117,20 @@ def test_no_significant_difference_is_not_a_reproduction():
     assert compare(few, reference).margin is None and compare(few, reference).verdict == ""
 
 
+def test_an_undecided_reproduction_says_how_many_runs_of_ours_would_decide_it(tmp_path, capsys):
+    """Against the published runs, which cannot grow: runs of ours against the reference as it is."""
+    from analysis.cli import main
+    reference = load_reference()
+    few = [0.9560, 0.9595]
+    write_records(tmp_path, [make_record(width=reference.width, epochs=reference.epochs, seed=s, ema_val_acc=v)
+                             for s, v in enumerate(few)])
+    assert main(["compare", str(tmp_path)]) == 0
+    needed = runs_needed(compare(few, reference, margin=0.002), reference_fixed=True)
+    assert needed.as_seen is None or needed.as_seen > 2
+    assert f"to decide it: {needed.text()}\n" in capsys.readouterr().out
+    assert needed.text().startswith("runs of ours against the reference as it is")
+
+
 def test_compare_against_another_folder_of_records(tmp_path, capsys):
     """`compare DIR --against OTHER`: one cell of two folders (bf16 runs against fp32 runs of one recipe), Welch
     and TOST on exactly those runs, with a verdict in the words of equivalence, not reproduction."""
@@ -133,7 +148,9 @@ def test_compare_against_another_folder_of_records(tmp_path, capsys):
     assert "reproduced" not in out
     assert main(["compare", str(tmp_path / "bf16"), "--against", str(tmp_path / "fp32"), "--width", "16",
                  "--epochs", "10", "--margin", "0.01"]) == 0
-    assert "undecided" in capsys.readouterr().out  # 3 runs a side cannot show equivalence within ±0.01 points
+    out = capsys.readouterr().out  # 3 runs a side cannot show equivalence within ±0.01 points
+    needed = runs_needed(compare(bf16, fp32, margin=0.0001))
+    assert "undecided" in out and f"to decide it: {needed.text()}\n" in out and "runs a side" in out
     assert main(["compare", str(tmp_path / "bf16"), "--against", str(tmp_path / "fp32"), "--width", "8",
                  "--epochs", "10"]) == EXIT_BAD_INPUT
     assert "no ok runs at width=8, epochs=10; cells present (width, epochs): [(16, 10)]" in capsys.readouterr().err

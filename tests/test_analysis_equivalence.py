@@ -9,6 +9,7 @@ from analysis.equivalence import read_equivalences, run_equivalence
 from analysis.report import render
 from analysis.report.report_json import report_dict
 from analysis.testing import grid_records, make_record, num_params_of, write_records
+from analysis.tost_power import runs_needed
 
 def toml_table(kind, **fields):
     return f"\n[[{kind}]]\n" + "".join(f"{key} = {json.dumps(value)}\n" for key, value in fields.items())
@@ -134,6 +135,19 @@ def test_the_report_says_whether_a_bf16_check_stands_in_for_the_fp32_law(root):
     [entry] = data["equivalences"]
     assert entry["outcome"] == "different" and entry["precisions"] == ["bf16", "fp32"] and entry["n"] == 3
     assert entry["difference"] == pytest.approx(c.difference) and entry["tost_p"] == pytest.approx(c.tost_p)
+    assert entry["runs_needed"] is None and result.runs is None  # decided: no runs to plan
+    # a tenth of a point apart with a fifth of a point's spread: undecided, and how many runs a side would decide it
+    write_records(bf16, runs(16, [v + 0.001 for v in fp32], "bf16"))
+    analysis, text = report_text(root, CHECK + ENTRY)
+    [result] = analysis.equivalences
+    assert result.outcome == "undecided" and result.runs == runs_needed(result.comparison)
+    seen, zero = result.runs.as_seen, result.runs.at_zero
+    assert 3 < zero < seen <= 200
+    assert (f"more runs needed: runs a side to show equivalence with 80% power: about {seen} if the true difference "
+            f"is the {100 * result.comparison.difference:+.2f} points seen, about {zero} if it is 0") in text
+    assert f"| undecided | about {seen} / about {zero} |" in text[text.index("## Equivalence (checks.toml)"):]
+    [entry] = json.loads(json.dumps(report_dict(analysis)))["equivalences"]
+    assert entry["runs_needed"] == {"power": 0.8, "as_seen": seen, "at_zero": zero}
     # bf16 as fp32's twin, at a margin three runs a side can show: equivalent, so the check's runs stand in
     write_records(bf16, runs(16, fp32, "bf16"))
     analysis, text = report_text(root, CHECK + ENTRY, margin=0.01)

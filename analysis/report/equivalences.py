@@ -47,21 +47,34 @@ def equivalence_section(a: StudyAnalysis) -> list[str]:
         if c is None:
             rows.append({**row, "records": str(e.records), "against": str(e.against),
                          **dict.fromkeys(("difference (points, 95% CI)", "Welch p", "TOST p"), "—"),
-                         "outcome": f"not computed: {r.reason}"})
+                         "outcome": f"not computed: {r.reason}", _DECIDE: "—"})
             continue
         rows.append({**row, "records": f"{e.records} ({r.precisions[0]}): {pct(c.mean)} ± {pct(c.std)}, n = {c.n}",
                      "against": f"{e.against} ({r.precisions[1]}): {pct(c.reference_mean)} ± "
                                 f"{pct(c.reference_std)}, n = {c.reference_n}",
                      "difference (points, 95% CI)": f"{100 * c.difference:+.2f} [{100 * c.ci_low:+.2f}, "
                                                     f"{100 * c.ci_high:+.2f}]",
-                     "Welch p": f"{c.p_value:.2g}", "TOST p": f"{c.tost_p:.2g}", "outcome": c.outcome})
+                     "Welch p": f"{c.p_value:.2g}", "TOST p": f"{c.tost_p:.2g}", "outcome": c.outcome,
+                     _DECIDE: _counts(r.runs)})
     margin = 100 * a.options.get("margin", 0.0)
     return ["## Equivalence (checks.toml)", "",
             "One cell in two folders of records, to ask whether what makes a check's runs differ from this study "
             f"(precision, CPU) changes what they train to. Mean ± SD of `ema_val_acc` in percent; the difference is "
             f"records − against with Welch's 95% interval; equivalent means TOST rejects a difference of ±{margin:g} "
-            "points or more at the 5% level, different means Welch's test finds one, undecided is neither.", "",
+            "points or more at the 5% level, different means Welch's test finds one, undecided is neither. For an "
+            "undecided entry, the runs a side at which TOST would show equivalence with 80% power if the true "
+            "difference is the one seen, and if it is 0: simulated with each side's SD as seen, so a rough guide "
+            "while those SDs rest on few runs (analysis.tost_power).", "",
             markdown_table(pd.DataFrame(rows)), ""]
+
+
+_DECIDE = "runs a side to decide (difference as seen / 0)"
+
+
+def _counts(runs) -> str:
+    if runs is None:
+        return "—"
+    return " / ".join(runs.counts())
 
 
 def _short(r) -> str:
@@ -69,7 +82,8 @@ def _short(r) -> str:
     if c is None:
         return f"not computed ({r.reason})"
     return (f"{r.precisions[0]} − {r.precisions[1]} {100 * c.difference:+.2f} points (95% CI [{100 * c.ci_low:+.2f}, "
-            f"{100 * c.ci_high:+.2f}], n = {c.n} against {c.reference_n}), {c.equivalence_verdict}")
+            f"{100 * c.ci_high:+.2f}], n = {c.n} against {c.reference_n}), {c.equivalence_verdict}"
+            + (f": {r.runs.text()}" if r.runs is not None else ""))
 
 
 def _stands_in(a: StudyAnalysis, other: str, study: str) -> str:

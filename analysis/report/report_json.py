@@ -15,6 +15,7 @@ import numpy as np
 from ..fits import FitResult
 from ..records import METRIC, REPORT_JSON
 from ..study import StudyAnalysis
+from ..tost_power import POWER
 from ..writer import write_atomic
 
 __all__ = ["REPORT_JSON", "REPORT_JSON_VERSION", "report_dict", "write_report_json"]
@@ -116,7 +117,13 @@ def _equivalence(r) -> dict:
     return {"name": e.name, **sides, "n": c.n, "mean": _num(c.mean), "std": _num(c.std), "against_n": c.reference_n,
             "against_mean": _num(c.reference_mean), "against_std": _num(c.reference_std),
             "difference": _num(c.difference), "ci95": [_num(c.ci_low), _num(c.ci_high)], "welch_p": _num(c.p_value),
-            "margin": _num(c.margin), "tost_p": _num(c.tost_p)}
+            "margin": _num(c.margin), "tost_p": _num(c.tost_p), "runs_needed": _runs_needed(r.runs)}
+
+
+def _runs_needed(runs) -> dict | None:
+    if runs is None:
+        return None
+    return {"power": POWER, "as_seen": runs.as_seen, "at_zero": runs.at_zero}
 
 
 def _joint(j) -> dict:

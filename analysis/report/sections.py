@@ -279,7 +279,8 @@ def comparison_section(a: StudyAnalysis) -> list[str]:
     lines += [f"Reference: {ref.name} — {ref.source}; {ref.provenance} values, {ref.hardware}, n = {ref.n}.", ""]
     if isinstance(result, NotComputed):
         return lines + [f"Not computed: {result.reason}", ""]
-    return lines + [f"- {result.summary()}",
+    decide = [f"- To decide it: {a.comparison_runs.text()}."] if a.comparison_runs is not None else []
+    return lines + [f"- {result.summary()}", *decide,
                     f"- Welch's 95% interval of (ours − reference), in points; TOST with margin ±{100 * result.margin:.2g} "
                     "points: 'reproduced' only when that equivalence is shown.", ""]
 

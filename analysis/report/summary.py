@@ -88,7 +88,8 @@ def summary_lines(a: StudyAnalysis) -> list[str]:
     lines += equivalence_summary(a)
     lines.append(f"- **Compute-optimal allocation**: {_allocation_text(a)}")
     if a.comparison is not None and not isinstance(a.comparison, NotComputed):
-        lines.append(f"- **Reproduction** of {a.reference.name}: {a.comparison.verdict}.")
+        decide = f": {a.comparison_runs.text()}" if a.comparison_runs is not None else ""
+        lines.append(f"- **Reproduction** of {a.reference.name}: {a.comparison.verdict}{decide}.")
     if a.reference_check is not None and a.reference_check.prediction is not None:
         lines.append(f"- **Published reference**: {_reference_text(a.reference_check)}{_other_laws(a, a.reference_check)}")
     return lines + [""] + _cannot(a)
