@@ -58,23 +58,20 @@ class Comparison:
     @property
     def verdict(self) -> str:
         """'reproduced' only where equivalence holds; otherwise what can be said."""
-        m = 100 * self.margin if self.margin is not None else 0.0
-        return {"": "",
-                "equivalent": f"reproduced: equivalent within ±{m:.2g} points (TOST p = {self.tost_p:.2g})",
-                "different": f"not reproduced: the difference is significant (Welch p = {self.p_value:.2g})",
-                "undecided": (f"not shown to reproduce: no significant difference (Welch p = {self.p_value:.2g}), "
-                              f"but equivalence within ±{m:.2g} points is not shown either (TOST p = "
-                              f"{self.tost_p:.2g}); more runs needed")}[self.outcome]
+        return self._words("reproduced: ", "not reproduced", "not shown to reproduce", "but")
 
     @property
     def equivalence_verdict(self) -> str:
         """The same decision in the words of two of our own samples (bf16 against fp32), not of a reproduction."""
+        return self._words("", "not equivalent", "undecided", "and")
+
+    def _words(self, equivalent: str, different: str, undecided: str, joint: str) -> str:
         m = 100 * self.margin if self.margin is not None else 0.0
         return {"": "",
-                "equivalent": f"equivalent within ±{m:g} points (TOST p = {self.tost_p:.2g})",
-                "different": f"not equivalent: the difference is significant (Welch p = {self.p_value:.2g})",
-                "undecided": (f"undecided: no significant difference (Welch p = {self.p_value:.2g}), and "
-                              f"equivalence within ±{m:g} points is not shown either (TOST p = {self.tost_p:.2g}); "
+                "equivalent": f"{equivalent}equivalent within ±{m:.2g} points (TOST p = {self.tost_p:.2g})",
+                "different": f"{different}: the difference is significant (Welch p = {self.p_value:.2g})",
+                "undecided": (f"{undecided}: no significant difference (Welch p = {self.p_value:.2g}), {joint} "
+                              f"equivalence within ±{m:.2g} points is not shown either (TOST p = {self.tost_p:.2g}); "
                               "more runs needed")}[self.outcome]
 
     def summary(self, percent: bool = True) -> str:
