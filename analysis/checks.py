@@ -153,7 +153,8 @@ def checks_file_tables(study_dir: str | Path, table: str) -> tuple[Path, list, l
 
 
 def entry_problems(where: str, entry: dict, required: dict, optional: dict | None = None) -> list[str]:
-    """What is wrong with one table of checks.toml: unknown, missing or mistyped keys (types: str or int > 0)."""
+    """What is wrong with one table of checks.toml: unknown, missing or mistyped keys (types: str, int > 0 or
+    bool)."""
     fields = {**required, **(optional or {})}
     bad = [f"{where}: unknown key {key!r} (valid: {', '.join(fields)})" for key in entry if key not in fields]
     for key, kind in fields.items():
@@ -161,6 +162,9 @@ def entry_problems(where: str, entry: dict, required: dict, optional: dict | Non
         if value is None:
             if key in required:
                 bad.append(f"{where}: `{key}` is missing")
+        elif kind is bool:
+            if not isinstance(value, bool):
+                bad.append(f"{where}: `{key}` = {value!r} should be true or false")
         elif not isinstance(value, kind) or isinstance(value, bool):
             bad.append(f"{where}: `{key}` = {value!r} should be {'an integer' if kind is int else 'a string'}")
         elif kind is int and value <= 0:

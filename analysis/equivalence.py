@@ -1,7 +1,8 @@
 """Equivalence entries of a study's `checks.toml`: does a change that makes a check's runs differ from the study
 (bf16 for fp32, another CPU) change what they train to? Each entry names one cell in two folders of records and
 is decided by Welch's test and TOST at the study's margin (analysis.comparison), from the records, every time the
-report is written; one left undecided also gets the runs a side that would decide it (analysis.tost_power):
+report is written; one left undecided also gets the runs that would decide it (analysis.tost_power): runs a side,
+or runs of `records` alone where `against_fixed`:
 
     [[equivalence]]
     name = "bf16 against fp32 at width 16 x 10, one CPU"
@@ -11,6 +12,8 @@ report is written; one left undecided also gets the runs a side that would decid
     epochs = 10
     precision = "fp32"               # optional, on either side: keep the runs that ran in it
     against_precision = "fp32"       # (needed where a folder holds more than one at the cell)
+    against_fixed = true             # optional: `against` will get no more runs (another machine's, or the
+                                     # study's own, which runs from here would mix)
 
 The report gives each verdict, and for a check whose runs differ from the study in precision, what the entries
 comparing those two precisions decided: a check in another precision stands in for the study's only where they
@@ -30,7 +33,7 @@ from .tost_power import RunsNeeded, runs_needed
 __all__ = ["Equivalence", "EquivalenceResult", "read_equivalences", "run_equivalence"]
 
 _REQUIRED = {"name": str, "records": str, "against": str, "width": int, "epochs": int}
-_OPTIONAL = {"precision": str, "against_precision": str}
+_OPTIONAL = {"precision": str, "against_precision": str, "against_fixed": bool}
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class Equivalence:
     epochs: int
     precision: str | None = None
     against_precision: str | None = None
+    against_fixed: bool = False  # `against` gets no more runs: the runs that would decide it are `records`' alone
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,7 @@ class EquivalenceResult:
     comparison: Comparison | None  # records − against; None when it could not be computed (`reason`)
     precisions: tuple = ()  # (records side, against side): what each side's runs ran in
     reason: str = ""
-    runs: RunsNeeded | None = None  # where undecided: runs a side that would decide it (analysis.tost_power)
+    runs: RunsNeeded | None = None  # where undecided: the runs that would decide it (analysis.tost_power)
 
     @property
     def outcome(self) -> str:
@@ -76,7 +80,8 @@ def read_equivalences(study_dir: str | Path) -> list[Equivalence]:
             bad = bad_records + bad_against
             if not bad:
                 out.append(Equivalence(entry["name"], records, against, entry["width"], entry["epochs"],
-                                       entry.get("precision"), entry.get("against_precision")))
+                                       entry.get("precision"), entry.get("against_precision"),
+                                       entry.get("against_fixed", False)))
         problems += bad
     if problems:
         raise AnalysisError(f"{path}: {'; '.join(problems)}")
@@ -93,7 +98,7 @@ def run_equivalence(entry: Equivalence, margin: float = EQUIVALENCE_MARGIN) -> E
     except AnalysisError as exc:
         return EquivalenceResult(entry, None, reason=str(exc))
     precisions = tuple(str(runs["precision"].iloc[0]) if "precision" in runs else "unknown" for runs in sides)
-    return EquivalenceResult(entry, comparison, precisions, runs=runs_needed(comparison))
+    return EquivalenceResult(entry, comparison, precisions, runs=runs_needed(comparison, reference_fixed=entry.against_fixed))
 
 
 def _cell(folder: Path, width: int, epochs: int, precision: str | None):

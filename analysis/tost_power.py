@@ -92,10 +92,10 @@ class RunsNeeded:
         return tuple(f"about {n}" if n is not None else "none would do" if abs(offset) >= self.margin
                      else f"more than {MAX_RUNS}" for n, offset in ((self.as_seen, self.offset), (self.at_zero, 0.0)))
 
-    def text(self) -> str:
+    def text(self, ours: str = "ours", theirs: str = "the reference") -> str:
         """One clause, in points: how many runs would show equivalence with 80% power, if the difference is as
-        seen and if it is 0."""
-        unit = "runs of ours against the reference as it is" if self.reference_fixed else "runs a side"
+        seen and if it is 0; `ours` and `theirs` name the two sides where the reference is fixed."""
+        unit = f"runs of {ours} against {theirs} as it is" if self.reference_fixed else "runs a side"
         seen, zero = self.counts()
         return (f"{unit} to show equivalence with {POWER:.0%} power: {seen} if the true difference is the "
                 f"{100 * self.offset:+.2f} points seen, {zero} if it is 0 (simulated TOST with each side's SD as seen)")

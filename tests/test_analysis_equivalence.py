@@ -89,7 +89,8 @@ def test_an_entry_without_its_runs_says_why_and_a_mixed_folder_needs_a_precision
 @pytest.mark.parametrize("text, message", [
     (ENTRY.replace('against = "../study"\n', ""), "equivalence 1: `against` is missing"),
     (ENTRY + "seed = 1\n", "equivalence 1: unknown key 'seed' (valid: name, records, against, width, epochs, "
-                           "precision, against_precision)"),
+                           "precision, against_precision, against_fixed)"),
+    (ENTRY + 'against_fixed = "yes"\n', "`against_fixed` = 'yes' should be true or false"),
     (ENTRY + "precision = 16\n", "`precision` = 16 should be a string"),
     (ENTRY.replace('"../study"', '"checks.toml"'), "equivalence 1: against 'checks.toml' ("),
     ("[equivalence]\nname = 'x'\n", "`equivalence` must be an array of tables: write each one as [[equivalence]]"),
@@ -145,9 +146,19 @@ def test_the_report_says_whether_a_bf16_check_stands_in_for_the_fp32_law(root):
     assert 3 < zero < seen <= 200
     assert (f"more runs needed: runs a side to show equivalence with 80% power: about {seen} if the true difference "
             f"is the {100 * result.comparison.difference:+.2f} points seen, about {zero} if it is 0") in text
-    assert f"| undecided | about {seen} / about {zero} |" in text[text.index("## Equivalence (checks.toml)"):]
+    assert f"| undecided | a side: about {seen} / about {zero} |" in text[text.index("## Equivalence (checks.toml)"):]
     [entry] = json.loads(json.dumps(report_dict(analysis)))["equivalences"]
-    assert entry["runs_needed"] == {"power": 0.8, "as_seen": seen, "at_zero": zero}
+    assert entry["runs_needed"] == {"power": 0.8, "as_seen": seen, "at_zero": zero, "design": "a side"}
+    # fp32's runs fixed as they are (another machine's): only more bf16 runs count, and more of them are needed
+    analysis, text = report_text(root, CHECK + ENTRY + "against_fixed = true\n")
+    [result] = analysis.equivalences
+    assert result.entry.against_fixed and result.runs == runs_needed(result.comparison, reference_fixed=True)
+    alone = result.runs.at_zero
+    assert alone is None or alone > zero
+    assert "more runs needed: runs of bf16 against study as it is to show equivalence with 80% power: " in text
+    assert "| undecided | records only: " in text
+    [entry] = json.loads(json.dumps(report_dict(analysis)))["equivalences"]
+    assert entry["runs_needed"]["design"] == "records only" and entry["runs_needed"]["at_zero"] == alone
     # bf16 as fp32's twin, at a margin three runs a side can show: equivalent, so the check's runs stand in
     write_records(bf16, runs(16, fp32, "bf16"))
     analysis, text = report_text(root, CHECK + ENTRY, margin=0.01)

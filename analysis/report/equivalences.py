@@ -62,19 +62,20 @@ def equivalence_section(a: StudyAnalysis) -> list[str]:
             f"(precision, CPU) changes what they train to. Mean ± SD of `ema_val_acc` in percent; the difference is "
             f"records − against with Welch's 95% interval; equivalent means TOST rejects a difference of ±{margin:g} "
             "points or more at the 5% level, different means Welch's test finds one, undecided is neither. For an "
-            "undecided entry, the runs a side at which TOST would show equivalence with 80% power if the true "
-            "difference is the one seen, and if it is 0: simulated with each side's SD as seen, so a rough guide "
-            "while those SDs rest on few runs (analysis.tost_power).", "",
+            "undecided entry, the runs at which TOST would show equivalence with 80% power if the true difference is "
+            "the one seen, and if it is 0: a side, or of `records` only where the entry fixes `against` "
+            "(`against_fixed`); simulated with each side's SD as seen, so a rough guide while those SDs rest on few "
+            "runs (analysis.tost_power).", "",
             markdown_table(pd.DataFrame(rows)), ""]
 
 
-_DECIDE = "runs a side to decide (difference as seen / 0)"
+_DECIDE = "runs that would decide it (difference as seen / 0)"
 
 
 def _counts(runs) -> str:
     if runs is None:
         return "—"
-    return " / ".join(runs.counts())
+    return f"{'records only' if runs.reference_fixed else 'a side'}: {' / '.join(runs.counts())}"
 
 
 def _short(r) -> str:
@@ -83,7 +84,7 @@ def _short(r) -> str:
         return f"not computed ({r.reason})"
     return (f"{r.precisions[0]} − {r.precisions[1]} {100 * c.difference:+.2f} points (95% CI [{100 * c.ci_low:+.2f}, "
             f"{100 * c.ci_high:+.2f}], n = {c.n} against {c.reference_n}), {c.equivalence_verdict}"
-            + (f": {r.runs.text()}" if r.runs is not None else ""))
+            + (f": {r.runs.text(r.entry.records.name, r.entry.against.name)}" if r.runs is not None else ""))
 
 
 def _stands_in(a: StudyAnalysis, other: str, study: str) -> str:
