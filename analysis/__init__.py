@@ -7,8 +7,8 @@ Reads only the run-record contract (results/README.md); never imports torch, spe
 the torch-free home of the facts the packages share: record fields, run states, Welch and TOST, the pooling rule).
 Stages: records (load) → cells / aggregates → laws + fits → selection → predict / holdout / checks + joint /
 allocation → study (all of it, once) → report/ (the renderers); CLI in cli.py. comparison.py decides a cell
-against another sample (Welch, TOST); tost_power.py says how many runs would decide one left undecided. The statistical core is the flat
-modules here; two subpackages hold the rest:
+against another sample (Welch, TOST); tost_power.py says how many runs would decide one left undecided. The
+statistical core is the flat modules here; two subpackages hold the rest:
 - report/: `report(study_dir)` (`from analysis.report import report`) writes report.md and the figures:
   build.py assembles them, summary.py writes the opening summary, sections.py the sections after it,
   markdown.py the tables and number formats, data_figures.py and fit_figures.py the figures;

@@ -98,7 +98,8 @@ def run_equivalence(entry: Equivalence, margin: float = EQUIVALENCE_MARGIN) -> E
     except AnalysisError as exc:
         return EquivalenceResult(entry, None, reason=str(exc))
     precisions = tuple(str(runs["precision"].iloc[0]) if "precision" in runs else "unknown" for runs in sides)
-    return EquivalenceResult(entry, comparison, precisions, runs=runs_needed(comparison, reference_fixed=entry.against_fixed))
+    return EquivalenceResult(entry, comparison, precisions,
+                             runs=runs_needed(comparison, reference_fixed=entry.against_fixed))
 
 
 def _cell(folder: Path, width: int, epochs: int, precision: str | None):
