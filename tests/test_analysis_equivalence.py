@@ -125,8 +125,8 @@ def test_the_report_says_whether_a_bf16_check_stands_in_for_the_fp32_law(root):
     [result] = analysis.equivalences
     c = result.comparison
     assert result.outcome == "different"
-    assert (f"- **Equivalence** (checks.toml; Welch and TOST at ±0.2 points): bf16 against fp32 at 16 x 10: bf16 − "
-            f"fp32 {100 * c.difference:+.2f} points") in text
+    assert (f"- **Equivalence** (checks.toml; Welch and TOST at ±0.2 points):\n  - bf16 against fp32 at 16 x 10: "
+            f"bf16 − fp32 {100 * c.difference:+.2f} points") in text
     assert "not equivalent: the difference is significant" in text
     assert "bf16 against fp32 is different at 16 × 10, so bf16 is not shown to stand in for fp32" in text
     section = text[text.index("## Equivalence (checks.toml)"):]

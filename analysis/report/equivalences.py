@@ -17,8 +17,8 @@ def equivalence_summary(a: StudyAnalysis) -> list[str]:
     if not a.equivalences:
         return []
     margin = 100 * a.options.get("margin", 0.0)
-    return [f"- **Equivalence** (checks.toml; Welch and TOST at ±{margin:g} points): "
-            + "; ".join(f"{r.entry.name}: {_short(r)}" for r in a.equivalences) + "."]
+    return ([f"- **Equivalence** (checks.toml; Welch and TOST at ±{margin:g} points):"]
+            + [f"  - {r.entry.name}: {_short(r)}." for r in a.equivalences])
 
 
 def precision_caveats(a: StudyAnalysis) -> list[str]:
