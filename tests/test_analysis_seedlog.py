@@ -117,7 +117,7 @@ def test_compare_against_a_measured_reference_tests_accuracy_and_training_time(t
     lines = out.stdout.splitlines()
     assert "the seed's code, run by us, TestGPU" in lines[0] and "width 64 × 3 epochs" in lines[0]
     assert lines[1].startswith("ours 93.883 ± 0.076 (n=3) vs reference 94.003 ± 0.120 (n=3)")
-    # undecided, so the runs that would decide it come next (a reference of three runs cannot grow: none would)
+    # undecided, so the runs of ours that would decide it come next (against three runs as they are: over 200)
     assert lines[2].startswith("to decide it: runs of ours against the reference as it is to show equivalence")
     assert lines[3].startswith("training time (s): ours 10.000 ± 0.100 (n=3) vs reference 9.717 ± 0.031 (n=3)")
     assert lines[3].endswith("ours/reference = 1.029")

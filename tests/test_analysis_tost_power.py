@@ -11,10 +11,9 @@ from common.welch import tost_p, welch
 Z_ALPHA, Z_POWER, Z_HALF_MISS = stats.norm.ppf(0.95), stats.norm.ppf(POWER), stats.norm.ppf(0.5 + POWER / 2)
 
 
-def comparison(sd_a, sd_b, n=3, difference=0.0, margin=0.002):
-    """A Comparison whose samples have exactly these SDs and this difference of means."""
-    unit = np.array([-1.0, 0.0, 1.0] if n == 3 else np.linspace(-1, 1, n))
-    unit /= unit.std(ddof=1)
+def comparison(sd_a, sd_b, difference=0.0, margin=0.002):
+    """A Comparison of three runs a side whose samples have exactly these SDs and this difference of means."""
+    unit = np.array([-1.0, 0.0, 1.0])  # SD 1
     return compare(difference + sd_a * unit, sd_b * unit, margin)
 
 
