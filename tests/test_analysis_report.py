@@ -210,3 +210,13 @@ def test_atomic_writer_leaves_the_old_file_whole_when_a_write_fails(tmp_path, mo
     write_atomic(target, "a")
     write_atomic(target, b"b")
     assert len(names) == 2 and target.read_bytes() == b"b"  # a fresh temp name for every write
+
+
+def test_an_undecided_reproduction_says_how_many_runs_of_ours_would_decide_it(written):
+    """The grid's width-128 × 80 cell (0.14 points above) against the published seven runs is undecided:
+    the summary and the comparison section say how many runs of ours would decide it."""
+    text = written.read_text()
+    line = next(l for l in text.splitlines() if l.startswith("- **Reproduction**"))
+    assert "not shown to reproduce" in line
+    assert "more runs needed: runs of ours against the reference as it is to show equivalence with 80% power" in line
+    assert "\n- To decide it: runs of ours against the reference as it is" in text
