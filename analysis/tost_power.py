@@ -87,6 +87,11 @@ class RunsNeeded:
     margin: float
     reference_fixed: bool
 
+    @property
+    def design(self) -> str:
+        """Whose runs the counts are: 'a side', or 'records only' where the other side is fixed."""
+        return "records only" if self.reference_fixed else "a side"
+
     def counts(self) -> tuple[str, str]:
         """('about 19', 'about 7'), or 'none would do' / 'more than 200' where there is no number."""
         return tuple(f"about {n}" if n is not None else "none would do" if abs(offset) >= self.margin

@@ -75,7 +75,7 @@ _DECIDE = "runs that would decide it (difference as seen / 0)"
 def _counts(runs) -> str:
     if runs is None:
         return "—"
-    return f"{'records only' if runs.reference_fixed else 'a side'}: {' / '.join(runs.counts())}"
+    return f"{runs.design}: {' / '.join(runs.counts())}"
 
 
 def _short(r) -> str:

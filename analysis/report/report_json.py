@@ -123,8 +123,7 @@ def _equivalence(r) -> dict:
 def _runs_needed(runs) -> dict | None:
     if runs is None:
         return None
-    return {"power": POWER, "as_seen": runs.as_seen, "at_zero": runs.at_zero,
-            "design": "records only" if runs.reference_fixed else "a side"}
+    return {"power": POWER, "as_seen": runs.as_seen, "at_zero": runs.at_zero, "design": runs.design}
 
 
 def _joint(j) -> dict:
